@@ -1,0 +1,19 @@
+"""A contrario detection: Number of False Alarms (NFA) under a background model.
+
+A detection is declared where an event would be expected fewer than ε times under
+the background (normal) model: NFA = N_tests · P(event) < ε. Everything here works
+in log10 to stay finite far in the tails.
+
+- :mod:`.gaussian`: Gaussian-tail NFA of normalized residuals (self-similarity,
+  the reference detector); threshold γ_ε = √2·erfc⁻¹(ε/N).
+- :mod:`.tree`: NFA of regions in the tree of upper level sets of a χ² map (U-Flow).
+"""
+from .._lazy import lazy
+
+_MAP = {
+    "log10_gaussian_tail": ".gaussian", "log_nfa_gaussian": ".gaussian",
+    "gaussian_threshold": ".gaussian", "normalize_residual": ".gaussian",
+    "tree_log_nfa": ".tree", "polyomino_tests": ".tree",
+}
+__all__ = sorted(_MAP)
+__getattr__, __dir__ = lazy(__name__, _MAP)

@@ -1,0 +1,175 @@
+"""The detector contract: ``Detector`` and its output ``AnomalyResult``.
+
+Every method of adkit follows one contract, in the spirit of scikit-learn::
+
+    det = adkit.models.KNN(coreset=0.1)   # settings are constructor keywords
+    det.fit(train)                        # returns self
+    res = det.predict(test)               # AnomalyResult
+    res.maps, res.scores, res.log_nfa
+    res.segment(eps=1.0)                  # bool masks
+    det.save("knn.npz"); adkit.models.KNN.load("knn.npz")
+
+A subclass implements ``_fit(images)`` and ``_predict(images) -> AnomalyResult`` on
+validated float32 (N, H, W, 3) arrays, plus ``_state_dict()`` / ``_load_state_dict()``
+for saving. Input validation, the fitted check and the size check live here, once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..checks import check_images, check_same_size
+from ..estimator import Estimator
+
+__all__ = ["Detector", "AnomalyResult"]
+
+
+@dataclass
+class AnomalyResult:
+    """What a detector says about a batch of images.
+
+    Attributes
+    ----------
+    maps : float32 (N, H, W)
+        Anomaly maps at input resolution, higher = more anomalous.
+    scores : float32 (N,)
+        Image anomaly scores, higher = more anomalous.
+    log_nfa : float32 (N, H, W) or None
+        log10 of the Number of False Alarms of each pixel's detection, for methods
+        with a background model (a contrario), or after calibration. ``None`` otherwise.
+    threshold : float or None
+        A map threshold chosen by the method or by calibration, used by
+        :meth:`segment` when there is no ``log_nfa``.
+    extras : dict
+        Method-specific intermediate results (residuals per scale, uncertainty
+        maps, latent variables...) for notebooks to show.
+    """
+
+    maps: np.ndarray
+    scores: np.ndarray
+    log_nfa: np.ndarray | None = None
+    threshold: float | None = None
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.maps = np.asarray(self.maps, dtype=np.float32)
+        if self.maps.ndim == 2:
+            self.maps = self.maps[None]
+        if self.maps.ndim != 3:
+            raise ValueError(f"AnomalyResult.maps must be (N, H, W), got {self.maps.shape}.")
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if self.scores.shape[0] != self.maps.shape[0]:
+            raise ValueError(
+                f"AnomalyResult has {self.scores.shape[0]} scores for {self.maps.shape[0]} maps.")
+        if self.log_nfa is not None:
+            self.log_nfa = np.asarray(self.log_nfa, dtype=np.float32)
+            if self.log_nfa.shape != self.maps.shape:
+                raise ValueError(f"log_nfa shape {self.log_nfa.shape} != maps shape "
+                                 f"{self.maps.shape}.")
+
+    def __len__(self) -> int:
+        return int(self.maps.shape[0])
+
+    def __getitem__(self, index) -> "AnomalyResult":
+        idx = np.atleast_1d(np.arange(len(self))[index])
+        extras = {}
+        for k, v in self.extras.items():
+            if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == len(self):
+                extras[k] = v[idx]
+            elif isinstance(v, list) and len(v) == len(self):
+                extras[k] = [v[i] for i in idx]
+            else:
+                extras[k] = v
+        return AnomalyResult(self.maps[idx], self.scores[idx],
+                             None if self.log_nfa is None else self.log_nfa[idx],
+                             self.threshold, extras)
+
+    def segment(self, eps: float = 1.0, threshold: float | None = None) -> np.ndarray:
+        """Binary anomaly masks (N, H, W).
+
+        With a background model: ``log_nfa < log10(eps)``, i.e. a pixel is detected
+        when the expected number of false alarms of its detection is below ``eps``
+        (ε = 1: about one false detection per image on normal data).
+        Pass ``threshold=`` to threshold ``maps`` directly instead.
+        """
+        if threshold is not None:
+            return self.maps > float(threshold)
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ValueError(f"eps must be a positive number, got {eps!r}.")
+        if self.log_nfa is not None:
+            return self.log_nfa < np.log10(eps)
+        if self.threshold is not None:
+            return self.maps > self.threshold
+        raise ValueError(
+            "this result has no log_nfa (the method has no background model) and no "
+            "calibrated threshold: pass threshold=..., or calibrate the detector on "
+            "held-out normal images first."
+        )
+
+
+class Detector(Estimator):
+    """Base class of every anomaly detector (one-class: fitted on normal images only)."""
+
+    #: a short name for tables and the CLI
+    name: str = "detector"
+
+    def fit(self, images: Any, y: Any = None) -> "Detector":
+        """Learn the normal appearance from ``images`` (array (N, H, W, 3) or a Split).
+
+        ``y`` is ignored (one-class training); it is accepted so a Split's labels can
+        be passed without thought. Anomalous images in a training Split are an error.
+        """
+        labels = getattr(images, "labels", None)
+        if labels is not None and np.any(labels):
+            raise ValueError(
+                f"the training set holds {int(np.sum(labels))} anomalous image(s): "
+                "anomaly detectors here are fitted on normal images only "
+                "(use split.good)."
+            )
+        x = check_images(images, "train images", min_count=self._min_train)
+        self.image_size_ = tuple(int(s) for s in x.shape[1:3])
+        self._fit(x)
+        self.fitted_ = True
+        return self
+
+    def predict(self, images: Any) -> AnomalyResult:
+        """Anomaly maps and scores for ``images`` (array (N, H, W, 3), one image, or a Split)."""
+        self._check_fitted("predict")
+        x = check_images(images, "test images")
+        if getattr(self, "_same_size_required", True):
+            check_same_size(x, np.empty((1, *self.image_size_, 3)))
+        res = self._predict(x)
+        if res.maps.shape != x.shape[:3]:
+            raise RuntimeError(  # a bug in the method, not the user's fault
+                f"{type(self).__name__} returned maps {res.maps.shape} for images {x.shape}.")
+        return res
+
+    def fit_predict(self, train: Any, test: Any) -> AnomalyResult:
+        """``fit(train)`` then ``predict(test)``."""
+        return self.fit(train).predict(test)
+
+    # -- for subclasses -------------------------------------------------------------
+    _min_train: int = 1
+
+    def _fit(self, images: np.ndarray) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _predict(self, images: np.ndarray) -> AnomalyResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def _state_dict(self) -> dict:  # pragma: no cover - abstract
+        """The fitted state: nested dict of arrays / tensors / numbers / strings."""
+        raise NotImplementedError
+
+    def _load_state_dict(self, state: dict) -> None:  # pragma: no cover - abstract
+        """Restore what :meth:`_state_dict` returned."""
+        raise NotImplementedError
+
+    def _get_state(self) -> dict:
+        return {"image_size": list(self.image_size_), "model": self._state_dict()}
+
+    def _set_state(self, state: dict) -> None:
+        self.image_size_ = tuple(state["image_size"])
+        self._load_state_dict(state["model"])

@@ -1,0 +1,78 @@
+"""``Pipeline``: normalization steps in front of a detector, itself a detector."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..normalize.base import Transform
+from .base import AnomalyResult, Detector
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline(Detector):
+    """Normalization steps fitted on the training images, then a detector.
+
+    ``fit`` fits each step on the (already normalized) training images and applies
+    it, then fits the detector on the result. ``predict`` applies the steps to the
+    test images, runs the detector, and brings the maps (and log NFA) back to the
+    frame of the input images (e.g. undoing an alignment), so they compare with the
+    ground-truth masks.
+
+    Parameters
+    ----------
+    steps : list of Transform
+        e.g. ``[Midway(), Align()]``; an empty list gives the bare detector.
+    detector : Detector
+    """
+
+    name = "pipeline"
+
+    def __init__(self, steps=(), detector=None):
+        steps = list(steps)
+        for s in steps:
+            if not isinstance(s, Transform):
+                raise TypeError(f"Pipeline steps must be adkit.normalize transforms, got {s!r}.")
+        if not isinstance(detector, Detector):
+            raise TypeError(f"Pipeline needs a detector, got {detector!r}.")
+        self.steps = steps
+        self.detector = detector
+
+    @property
+    def _min_train(self):
+        return self.detector._min_train
+
+    def _fit(self, images):
+        x = images
+        for s in self.steps:
+            x = s.fit(x).transform(x)
+        self.detector.fit(x)
+
+    def _predict(self, images):
+        x = images
+        inverses = []
+        for s in self.steps:
+            x, inv = s.transform_with_inverse(x)
+            inverses.append(inv)
+        res = self.detector.predict(x)
+        maps, log_nfa = res.maps, res.log_nfa
+        for inv in reversed(inverses):
+            maps = inv(maps)
+            if log_nfa is not None:
+                # outside the warped field of view nothing is detected (log NFA = 0)
+                log_nfa = -inv(-log_nfa)
+        extras = dict(res.extras, normalized_images=x)
+        return AnomalyResult(maps, res.scores, log_nfa, res.threshold, extras)
+
+    def _state_dict(self):
+        return {"steps": {str(i): s._get_state() for i, s in enumerate(self.steps)},
+                "detector": self.detector._get_state()}
+
+    def _load_state_dict(self, state):
+        for i, s in enumerate(self.steps):
+            s._set_state(state["steps"][str(i)])
+            s.fitted_ = True
+        self.detector._set_state(state["detector"])
+        self.detector.fitted_ = True
+
+    def __repr__(self):
+        return f"Pipeline(steps={self.steps!r}, detector={self.detector!r})"
