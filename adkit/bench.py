@@ -1,0 +1,165 @@
+"""Benchmarks: time fit / predict of detectors on datasets, and named micro-tasks.
+
+Speed in adkit is measured here, never by a timed test. ``python -m adkit bench``
+runs each (method, dataset) pair in a fresh subprocess so that its peak memory
+(maximum resident set size of the process, which includes Python, torch and the
+data) is its own, and prints one table row per pair::
+
+    method  data            size  n_fit  n_pred  fit_s  predict_s  pred_img/s  peak_MB  image_auroc  pixel_auroc  aupro
+
+Micro-tasks (``--task NAME``) time one acceptance criterion each (e.g. aligning 100
+images, one ε-slider update); see :data:`TASKS`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["make_detector", "bench_one", "bench", "format_table", "TASKS", "run_task"]
+
+#: normalization steps by CLI name
+STEPS = {"midway": "Midway", "align": "Align", "background": "BackgroundCleanup", "n2n": "N2N"}
+
+
+def make_detector(method: str, params: dict | None = None, steps=()):
+    """Build a detector from its CLI name (see ``adkit.models.METHODS``), wrapped in a
+    Pipeline when normalization ``steps`` (CLI names, see :data:`STEPS`) are given."""
+    from . import models, normalize
+    if method not in models.METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {sorted(models.METHODS)}.")
+    det = getattr(models, models.METHODS[method])(**(params or {}))
+    if steps:
+        bad = [s for s in steps if s not in STEPS]
+        if bad:
+            raise ValueError(f"unknown step(s) {bad}; choose from {sorted(STEPS)}.")
+        det = models.Pipeline([getattr(normalize, STEPS[s])() for s in steps], det)
+    return det
+
+
+def _peak_mb() -> float:
+    # ru_maxrss is in kilobytes on Linux, bytes on macOS
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024 if sys.platform != "darwin" else r / 2 ** 20
+
+
+def bench_one(method: str, data: str, params: dict | None = None, steps=(),
+              size: int | None = None, n_train: int | None = None, n_test: int | None = None,
+              seed: int = 0, root: str | None = None, eps: float = 1.0) -> dict:
+    """Fit and predict one method on one dataset in this process; returns a row dict."""
+    from . import data as D
+    from . import metrics
+    kw = {"seed": seed}
+    if size is not None:
+        kw["size"] = size
+    if n_train is not None:
+        kw["n_train"] = n_train
+    if n_test is not None:
+        kw["n_test"] = n_test
+    if root is not None:
+        kw["root"] = root
+    train, test = D.load(data, **kw)
+    det = make_detector(method, params, steps)
+    t0 = time.perf_counter()
+    det.fit(train)
+    t1 = time.perf_counter()
+    res = det.predict(test)
+    t2 = time.perf_counter()
+    row = {"method": method + ("+" + "+".join(steps) if steps else ""), "data": data,
+           "size": int(train.size[0]), "n_fit": len(train), "n_pred": len(test),
+           "fit_s": t1 - t0, "predict_s": t2 - t1, "pred_img/s": len(test) / (t2 - t1),
+           "peak_MB": _peak_mb()}
+    if test.labels.min() != test.labels.max():
+        row.update(metrics.evaluate(res, test, eps=eps))
+    return row
+
+
+def bench(methods, datasets, **kw) -> list[dict]:
+    """Run :func:`bench_one` for every (method, dataset) pair, each in a subprocess."""
+    rows = []
+    for data in datasets:
+        for method in methods:
+            args = json.dumps({"method": method, "data": data, **kw})
+            proc = subprocess.run([sys.executable, "-m", "adkit", "_bench_one", args],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                err = proc.stderr.strip().splitlines()
+                rows.append({"method": method, "data": data,
+                             "error": err[-1] if err else f"exit {proc.returncode}"})
+                continue
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """Rows of dicts → a fixed-width text table (floats to 3 significant digits)."""
+    if not rows:
+        return "(no rows)"
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+
+    def fmt(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+# -- micro-tasks ------------------------------------------------------------------------
+def _timeit(fn: Callable, repeat: int = 1) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _task_reference(size=256, **_):
+    """Fit the reference detector on 100 images and predict 100 (per-pixel Gaussian)."""
+    from .data import load
+    from .models import ReferenceGaussian
+    train, test = load("synthetic/pill", n_train=100, n_test=100, size=size)
+    det = ReferenceGaussian()
+    return {"fit_s": _timeit(lambda: det.fit(train)),
+            "predict_100_s": _timeit(lambda: det.predict(test))}
+
+
+def _task_synthetic(size=256, **_):
+    """Generate 100 images of the embedded data (train split) per category."""
+    from .data import load, synthetic
+    out = {}
+    for c in synthetic.CATEGORIES:
+        out[f"{c}_100_s"] = _timeit(lambda: load(f"synthetic/{c}", n_train=100, n_test=2,
+                                                 size=size), repeat=2)
+    return out
+
+
+#: name → function(**options) returning a dict of measured figures
+TASKS: dict[str, Callable] = {
+    "reference": _task_reference,
+    "synthetic": _task_synthetic,
+}
+
+
+def run_task(name: str, **kw) -> dict:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose from {sorted(TASKS)}.")
+    t0 = time.perf_counter()
+    out = TASKS[name](**kw)
+    return {"task": name, **out, "total_s": time.perf_counter() - t0, "peak_MB": _peak_mb(),
+            "cores": os.cpu_count()}

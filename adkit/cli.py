@@ -1,0 +1,105 @@
+"""Command line: ``python -m adkit run|bench|list``.
+
+Examples::
+
+    python -m adkit list
+    python -m adkit run --data synthetic/pill --method reference --steps midway align
+    python -m adkit run --data synthetic/pill --method knn --param coreset=0.1 --size 128
+    python -m adkit bench --data synthetic/pill synthetic/nut --methods reference knn
+    python -m adkit bench --data mvtec/bottle --root /data/mvtec --methods knn
+    python -m adkit bench --task reference
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+
+__all__ = ["main"]
+
+
+def _parse_params(items) -> dict:
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--param expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            params[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            params[k] = v
+    return params
+
+
+def _data_kwargs(args) -> dict:
+    kw = {}
+    for name in ("size", "n_train", "n_test", "root"):
+        v = getattr(args, name)
+        if v is not None:
+            kw[name] = v
+    return kw
+
+
+def _add_data_args(p):
+    p.add_argument("--size", type=int, default=None, help="image side in pixels")
+    p.add_argument("--n-train", dest="n_train", type=int, default=None)
+    p.add_argument("--n-test", dest="n_test", type=int, default=None)
+    p.add_argument("--root", default=None, help="MVTec AD root folder (for mvtec/<category>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eps", type=float, default=1.0, help="ε for mIoU / F1 (default 1)")
+    p.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+
+
+def main(argv=None) -> int:
+    from . import bench as B
+    parser = argparse.ArgumentParser(prog="python -m adkit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="datasets and methods available")
+
+    p_run = sub.add_parser("run", help="fit and evaluate one method on one dataset")
+    p_run.add_argument("--data", required=True)
+    p_run.add_argument("--method", required=True)
+    p_run.add_argument("--param", action="append", help="detector keyword, key=value")
+    p_run.add_argument("--steps", nargs="*", default=[], help=f"normalization: {sorted(B.STEPS)}")
+    _add_data_args(p_run)
+
+    p_b = sub.add_parser("bench", help="time fit/predict per method and dataset, or a task")
+    p_b.add_argument("--data", nargs="*", default=["synthetic/pill"])
+    p_b.add_argument("--methods", nargs="*", default=["reference"])
+    p_b.add_argument("--param", action="append", help="detector keyword for all methods")
+    p_b.add_argument("--steps", nargs="*", default=[])
+    p_b.add_argument("--task", nargs="*", default=None, help=f"micro-tasks: {sorted(B.TASKS)}")
+    _add_data_args(p_b)
+
+    p_one = sub.add_parser("_bench_one")  # internal: one row in a fresh process
+    p_one.add_argument("spec")
+
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        from . import data, models
+        print("datasets:", ", ".join(data.available()), "+ mvtec/<category> with --root")
+        print("methods: ", ", ".join(sorted(models.METHODS)))
+        print("steps:   ", ", ".join(sorted(B.STEPS)))
+        print("tasks:   ", ", ".join(sorted(B.TASKS)))
+        return 0
+    if args.command == "_bench_one":
+        print(json.dumps(B.bench_one(**json.loads(args.spec))))
+        return 0
+    try:
+        if args.command == "run":
+            rows = [B.bench_one(args.method, args.data, _parse_params(args.param), args.steps,
+                                seed=args.seed, eps=args.eps, **_data_kwargs(args))]
+        elif args.task:
+            rows = [B.run_task(t, **{k: v for k, v in _data_kwargs(args).items()
+                                     if k == "size"}) for t in args.task]
+        else:
+            rows = B.bench(args.methods, args.data, params=_parse_params(args.param),
+                           steps=args.steps, seed=args.seed, eps=args.eps, **_data_kwargs(args))
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(rows, indent=1) if args.json else B.format_table(rows))
+    return 1 if any("error" in r for r in rows) else 0
