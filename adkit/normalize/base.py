@@ -36,7 +36,7 @@ class Transform(Estimator):
         """Normalize ``images``; returns float32 (N, H, W, 3) in [0, 1]."""
         self._check_fitted("transform")
         x = check_images(images, "images")
-        out = self._transform(x)
+        out, _ = self._transform_info(x)
         return np.clip(out, 0, 1).astype(np.float32, copy=False)
 
     def fit_transform(self, images: Any) -> np.ndarray:
@@ -60,6 +60,7 @@ class Transform(Estimator):
         """Default: nothing to learn."""
 
     def _transform(self, images: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """Override this, or :meth:`_transform_info` for steps that move pixels."""
         raise NotImplementedError
 
     def _transform_info(self, images: np.ndarray):
