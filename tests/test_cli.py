@@ -1,0 +1,43 @@
+import json
+
+import pytest
+
+from adkit import bench
+from adkit.cli import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic/pill" in out and "reference" in out
+
+
+def test_run_prints_metrics_table(capsys):
+    code = main(["run", "--data", "synthetic/pill", "--method", "reference", "--size", "64",
+                 "--n-train", "10", "--n-test", "10", "--param", "score_sigma=1.0"])
+    assert code == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    for col in ("fit_s", "predict_s", "peak_MB", "image_auroc", "pixel_auroc", "aupro"):
+        assert col in header
+    assert row.startswith("reference")
+
+
+def test_bench_runs_each_pair_in_a_subprocess(capsys):
+    code = main(["bench", "--data", "synthetic/pill", "--methods", "reference", "--size", "64",
+                 "--n-train", "8", "--n-test", "8", "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["n_fit"] == 8 and rows[0]["size"] == 64 and rows[0]["peak_MB"] > 10
+
+
+def test_clear_errors(capsys):
+    assert main(["run", "--data", "synthetic/pill", "--method", "nope"]) == 2
+    assert "unknown method" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown step"):
+        bench.make_detector("reference", steps=["sharpen"])
+
+
+def test_format_table():
+    text = bench.format_table([{"a": 1.23456, "b": "x"}, {"a": 2.0, "c": None}])
+    lines = text.splitlines()
+    assert lines[0].split() == ["a", "b", "c"] and "1.235" in lines[1] and "-" in lines[2]
