@@ -9,12 +9,30 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["overlay", "show_grid", "plot_roc", "plot_pro", "plot_history", "show_images"]
+__all__ = ["overlay", "show_grid", "plot_roc", "plot_pro", "plot_history", "show_images",
+           "notebook_style"]
 
 
 def _plt():
     import matplotlib.pyplot as plt
     return plt
+
+
+def notebook_style(dpi: int = 72, fmt: str = "jpeg", quality: int = 85) -> None:
+    """Figure settings for the lessons: modest resolution and JPEG figures, so that
+    notebooks kept with their outputs stay small (a grid of photos is ~10× smaller
+    as JPEG than as PNG). Call once at the top of a notebook."""
+    plt = _plt()
+    plt.rcParams["figure.dpi"] = dpi
+    plt.rcParams["savefig.dpi"] = dpi
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:        # outside IPython: nothing to configure
+        return
+    if fmt in ("jpeg", "jpg"):
+        set_matplotlib_formats(fmt, pil_kwargs={"quality": quality})
+    else:
+        set_matplotlib_formats(fmt)
 
 
 def overlay(image: np.ndarray, layer: np.ndarray, alpha: float = 0.5, cmap: str = "jet",

@@ -34,3 +34,9 @@ def test_grid_and_curves_draw():
     ax = viz.plot_history([1.0, 0.5, 0.25])
     assert ax.get_yscale() == "log"
     assert len(viz.show_images(imgs, ncols=2).axes) == 4
+
+
+def test_notebook_style_sets_a_modest_resolution():
+    import matplotlib.pyplot as plt
+    viz.notebook_style(dpi=50)
+    assert plt.rcParams["figure.dpi"] == 50 and plt.rcParams["savefig.dpi"] == 50

@@ -59,3 +59,14 @@ def load(name: str, **kwargs) -> tuple[Split, Split]:
         f"unknown dataset family {kind!r} in {name!r}: expected 'synthetic', 'textures' "
         f"or 'mvtec'. Available without download: {available()}."
     )
+
+
+_SUBMODULES = ("synthetic", "textures", "mvtec", "split")
+
+
+def __getattr__(name):
+    # ``adkit.data.mvtec`` etc. without importing every reader up front
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
