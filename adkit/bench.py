@@ -22,7 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["make_detector", "bench_one", "bench", "format_table", "TASKS", "run_task"]
+__all__ = ["make_detector", "compare", "bench_one", "bench", "format_table", "TASKS",
+           "run_task", "CALIBRATE"]
 
 #: normalization steps by CLI name
 STEPS = {"midway": "Midway", "align": "Align", "background": "BackgroundCleanup", "n2n": "N2N"}
@@ -41,6 +42,63 @@ def make_detector(method: str, params: dict | None = None, steps=()):
             raise ValueError(f"unknown step(s) {bad}; choose from {sorted(STEPS)}.")
         det = models.Pipeline([getattr(normalize, STEPS[s])() for s in steps], det)
     return det
+
+
+#: methods without a background model: wrapped in ``Calibrated`` by :func:`compare`
+CALIBRATE = ("reference", "gaussian", "knn", "aesc")
+
+
+def compare(methods, train, test, steps=(), params: dict | None = None,
+            calibrate: bool = True, eps: float = 1.0, holdout: float = 0.2,
+            progress: bool = True) -> tuple[dict, list[dict]]:
+    """Fit and predict several methods on one dataset, in this process.
+
+    Each method runs bare and, when ``steps`` are given, also behind those
+    normalization steps. Methods of :data:`CALIBRATE` are wrapped in
+    :class:`adkit.models.Calibrated` (when ``calibrate``), so ``segment(eps)`` means
+    about ε false detections per normal image for every method.
+
+    Parameters
+    ----------
+    methods : list of str
+        CLI names (``adkit.models.METHODS``).
+    train, test : Split
+    steps : list of str
+        Normalization steps (CLI names, :data:`STEPS`) for the second variant.
+    params : dict
+        ``{method: {keyword: value}}`` for the detectors.
+
+    Returns
+    -------
+    results : dict
+        ``{method: {"none" | "+".join(steps): AnomalyResult}}``, what
+        :func:`adkit.widgets.dashboard` takes.
+    rows : list of dict
+        One row per (method, variant): metrics at ``eps`` and fit / predict seconds.
+    """
+    from tqdm.auto import tqdm
+    from . import metrics, models
+    params = params or {}
+    variants = [()] + ([tuple(steps)] if steps else [])
+    results: dict = {}
+    rows = []
+    jobs = [(m, v) for m in methods for v in variants]
+    for method, variant in tqdm(jobs, desc="methods", disable=not progress):
+        det = make_detector(method, params.get(method), variant)
+        if calibrate and method in CALIBRATE:
+            det = models.Calibrated(det, holdout=holdout)
+        t0 = time.perf_counter()
+        det.fit(train)
+        t1 = time.perf_counter()
+        res = det.predict(test)
+        t2 = time.perf_counter()
+        name = "+".join(variant) or "none"
+        results.setdefault(method, {})[name] = res
+        row = {"method": method, "preprocessing": name}
+        row.update(metrics.evaluate(res, test, eps=eps))
+        row.update({"fit_s": t1 - t0, "predict_s": t2 - t1})
+        rows.append(row)
+    return results, rows
 
 
 def _peak_mb() -> float:

@@ -8,6 +8,7 @@ Examples::
     python -m adkit bench --data synthetic/pill synthetic/nut --methods reference knn
     python -m adkit bench --data mvtec/bottle --root /data/mvtec --methods knn
     python -m adkit bench --task reference
+    python -m adkit dashboard --data synthetic/pill --methods reference knn --steps midway align
 """
 from __future__ import annotations
 
@@ -51,6 +52,27 @@ def _add_data_args(p):
     p.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
 
 
+def _serve_dashboard(args) -> int:
+    import panel as pn
+
+    from . import bench as B
+    from . import data, widgets
+    kw = _data_kwargs(args)
+    try:
+        train, test = data.load(args.data, seed=args.seed, **kw)
+        results, rows = B.compare(args.methods, train, test, steps=args.steps, eps=args.eps)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(B.format_table(rows), flush=True)
+    def app():   # one set of widgets per browser session
+        return widgets.dashboard(results, test, eps=args.eps, title=f"adkit · {args.data}")
+    print(f"serving on http://{args.address}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    pn.serve(app, port=args.port, address=args.address, show=False,
+             websocket_origin=[f"{args.address}:{args.port}", f"localhost:{args.port}"])
+    return 0
+
+
 def main(argv=None) -> int:
     from . import bench as B
     parser = argparse.ArgumentParser(prog="python -m adkit", description=__doc__,
@@ -74,6 +96,14 @@ def main(argv=None) -> int:
     p_b.add_argument("--task", nargs="*", default=None, help=f"micro-tasks: {sorted(B.TASKS)}")
     _add_data_args(p_b)
 
+    p_d = sub.add_parser("dashboard", help="serve the comparison dashboard (panel) on a port")
+    p_d.add_argument("--data", default="synthetic/pill")
+    p_d.add_argument("--methods", nargs="*", default=["reference"])
+    p_d.add_argument("--steps", nargs="*", default=[])
+    p_d.add_argument("--port", type=int, default=5006)
+    p_d.add_argument("--address", default="127.0.0.1")
+    _add_data_args(p_d)
+
     p_one = sub.add_parser("_bench_one")  # internal: one row in a fresh process
     p_one.add_argument("spec")
 
@@ -88,6 +118,8 @@ def main(argv=None) -> int:
     if args.command == "_bench_one":
         print(json.dumps(B.bench_one(**json.loads(args.spec))))
         return 0
+    if args.command == "dashboard":
+        return _serve_dashboard(args)
     try:
         if args.command == "run":
             rows = [B.bench_one(args.method, args.data, _parse_params(args.param), args.steps,

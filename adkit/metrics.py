@@ -35,6 +35,7 @@ from scipy import ndimage
 from .checks import check_masks
 
 __all__ = [
+    "count_regions",
     "image_auroc",
     "pixel_auroc",
     "roc_curve",
@@ -511,6 +512,14 @@ def optimal_threshold(masks: Any, maps: Any, metric: str = "iou", n_thresholds: 
     j = int(np.argmax(score))  # first best: the lowest threshold among ties
     t = float(thr[j])
     return (t, float(score[j])) if return_score else t
+
+
+def count_regions(mask: Any) -> int:
+    """Number of connected regions (8-connected) of one boolean mask (H, W)."""
+    m = np.asarray(mask, bool)
+    if m.ndim != 2:
+        raise ValueError(f"count_regions takes one (H, W) mask, got shape {m.shape}.")
+    return int(ndimage.label(m, structure=np.ones((3, 3), bool))[1])
 
 
 def false_alarms_per_image(pred_masks: Any, good: Any = None) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import viz
 
-__all__ = ["explore", "render_result", "dataset_explorer", "render_dataset"]
+__all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard"]
 
 
 def _label(test, i):
@@ -136,3 +136,79 @@ def dataset_explorer(name: str = "synthetic/pill", n: int = 6, seed: int = 0, si
         w.observe(draw, "value")
     draw()
     return W.VBox([W.HBox([cat, seed_w]), W.HBox(list(boxes.values())), out])
+
+
+def _status(result, test, index: int, eps: float) -> tuple[np.ndarray, str]:
+    from . import metrics
+    mask = result[index].segment(eps=eps)[0]
+    text = (f"detected area: {100 * mask.mean():.3f}% of pixels · "
+            f"{metrics.count_regions(mask)} region(s)")
+    if test is not None:
+        good = np.asarray(test.labels) == 0
+        if good.any():
+            fa = metrics.false_alarms_per_image(result.segment(eps)[good])
+            text += f" · false alarms per good image at this ε: {fa:.2f}"
+    return mask, text
+
+
+def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit · compare methods"):
+    """A panel dashboard over precomputed results: method, preprocessing, ε and image.
+
+    Parameters
+    ----------
+    results : dict
+        ``{method: AnomalyResult}`` or ``{method: {preprocessing: AnomalyResult}}``
+        (e.g. ``{"knn": {"none": r1, "midway+align": r2}}``). Every result needs a
+        ``log_nfa`` (a contrario methods, or detectors wrapped in
+        :class:`adkit.models.Calibrated`), so that ε means the same for all.
+    test : Split, optional
+        Images, ground truth, names and labels of the predicted test images.
+
+    Returns a ``panel`` layout; in a notebook end the cell with it (or call
+    ``.servable()`` so ``panel serve notebook.ipynb`` serves it); from a shell,
+    ``python -m adkit dashboard`` serves one.
+    """
+    import matplotlib.pyplot as plt
+    import panel as pn
+
+    nested = {m: (r if isinstance(r, dict) else {"none": r}) for m, r in results.items()}
+    if not nested:
+        raise ValueError("dashboard needs at least one result.")
+    for m, variants in nested.items():
+        for v, r in variants.items():
+            if r.log_nfa is None and r.threshold is None:
+                raise ValueError(f"the result of {m!r} ({v}) has no log NFA: wrap its detector "
+                                 "in adkit.models.Calibrated so that ε has a meaning.")
+    methods = list(nested)
+    variants = list(dict.fromkeys(v for d in nested.values() for v in d))
+    n = len(next(iter(nested[methods[0]].values())))
+    w_method = pn.widgets.Select(name="method", options=methods, value=methods[0])
+    w_prep = pn.widgets.RadioButtonGroup(name="preprocessing", options=variants,
+                                         value=variants[0])
+    w_eps = pn.widgets.FloatSlider(name="log10 ε", start=-6.0, end=1.0, step=0.25,
+                                   value=float(np.log10(eps)))
+    labels = {(_label(test, i) if test is not None else str(i)): i for i in range(n)}
+    first = 0                        # open on the first defective image, if any
+    if test is not None and np.any(np.asarray(test.labels) == 1):
+        first = int(np.flatnonzero(np.asarray(test.labels) == 1)[0])
+    w_image = pn.widgets.Select(name="image", options=labels, value=first)
+    figure = pn.pane.Matplotlib(None, dpi=72, tight=True, sizing_mode="fixed")
+    status = pn.pane.Markdown("", css_classes=["adkit-status"])
+
+    def update(*_):
+        res = nested[w_method.value].get(w_prep.value)
+        if res is None:
+            status.object = f"**{w_method.value}** was not run with '{w_prep.value}'."
+            return
+        e = 10.0 ** w_eps.value
+        _, text = _status(res, test, w_image.value, e)
+        fig = render_result(res, test, w_image.value, eps=e)
+        figure.object = fig
+        plt.close(fig)
+        status.object = f"**{w_method.value}** ({w_prep.value}) · ε = {e:.3g} · {text}"
+
+    for w in (w_method, w_prep, w_eps, w_image):
+        w.param.watch(update, "value")
+    update()
+    controls = pn.Column(f"## {title}", w_method, w_prep, w_eps, w_image, width=320)
+    return pn.Row(controls, pn.Column(status, figure))

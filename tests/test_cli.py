@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import adkit
 from adkit import bench
 from adkit.cli import main
 
@@ -41,3 +42,13 @@ def test_format_table():
     text = bench.format_table([{"a": 1.23456, "b": "x"}, {"a": 2.0, "c": None}])
     lines = text.splitlines()
     assert lines[0].split() == ["a", "b", "c"] and "1.235" in lines[1] and "-" in lines[2]
+
+
+def test_compare_calibrates_methods_without_a_background_model():
+    from adkit.bench import compare
+    train, test = adkit.data.load("synthetic/pill", n_train=16, n_test=6, size=48, seed=0)
+    results, rows = compare(["reference"], train, test, steps=["midway"], progress=False)
+    assert set(results["reference"]) == {"none", "midway"}
+    assert all(r.log_nfa is not None for r in results["reference"].values())
+    assert [r["preprocessing"] for r in rows] == ["none", "midway"]
+    assert {"image_auroc", "miou", "false_alarms_per_good_image", "fit_s"} <= set(rows[0])

@@ -37,3 +37,18 @@ def test_dataset_explorer_and_render():
     train, test = adkit.data.load("synthetic/pill", n_train=2, n_test=2, size=64)
     fig = widgets.render_result(_result(2, 64), test, index=1)
     assert "pixels" in fig._suptitle.get_text()
+
+
+def test_dashboard_needs_a_meaningful_eps_and_updates_its_status():
+    import pytest
+    res = _result()
+    no_nfa = AnomalyResult(res.maps, res.scores)
+    with pytest.raises(ValueError, match="Calibrated"):
+        widgets.dashboard({"x": no_nfa})
+    app = widgets.dashboard({"a": res, "b": {"none": res, "midway": res}})
+    controls, view = app.objects
+    eps = next(w for w in controls.objects if getattr(w, "name", "") == "log10 ε")
+    status = view.objects[0]
+    before = status.object
+    eps.value = -5.0
+    assert status.object != before and "ε = 1e-05" in status.object

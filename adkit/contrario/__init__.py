@@ -14,6 +14,8 @@ _MAP = {
     "log10_gaussian_tail": ".gaussian", "log_nfa_gaussian": ".gaussian",
     "gaussian_threshold": ".gaussian", "normalize_residual": ".gaussian",
     "tree_log_nfa": ".tree", "polyomino_tests": ".tree",
+    "false_alarm_curve": ".calibration", "FalseAlarmCurve": ".calibration",
+    "calibrated_log_nfa": ".calibration",
 }
 __all__ = sorted(_MAP)
 __getattr__, __dir__ = lazy(__name__, _MAP)

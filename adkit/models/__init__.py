@@ -14,7 +14,7 @@ from .._lazy import lazy
 
 _MAP = {
     "Detector": ".base", "AnomalyResult": ".base",
-    "Pipeline": ".pipeline",
+    "Pipeline": ".pipeline", "Calibrated": ".calibrated",
     "ReferenceGaussian": ".reference",
     "SelfSimilarity": ".selfsim",
     "Gaussian": ".gaussian",

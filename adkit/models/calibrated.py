@@ -1,0 +1,87 @@
+"""``Calibrated``: give any detector an NFA measured on held-out normal images.
+
+``Calibrated(KNN())`` fits the inner detector on part of the training images,
+predicts the rest (held out, normal, never seen by the fit), measures on their
+maps the expected number of false detections per normal image as a function of
+the threshold, ``F(t)`` (:mod:`adkit.contrario.calibration`), and from then on
+fills ``result.log_nfa = log10 F(map)``. ``segment(eps)`` then means "about ε
+false detections per normal image" for every method, as it does for the
+a contrario ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..checks import check_in_range, check_positive_int
+from ..contrario.calibration import FalseAlarmCurve, false_alarm_curve
+from .base import AnomalyResult, Detector
+
+__all__ = ["Calibrated"]
+
+
+class Calibrated(Detector):
+    """Wrap a detector; calibrate its maps into log NFA on held-out normal images.
+
+    Parameters
+    ----------
+    detector : Detector
+        Any adkit detector (or a Pipeline).
+    holdout : float in (0, 1)
+        Share of the training images held out for calibration (default 0.2; at least
+        2 images are held out and ``detector``'s minimum is left to fit it).
+    n_levels : int
+        Thresholds at which the false-alarm curve is measured (default 512).
+    seed : int
+        Chooses which training images are held out.
+    """
+
+    name = "calibrated"
+
+    def __init__(self, detector=None, holdout: float = 0.2, n_levels: int = 512, seed: int = 0):
+        if not isinstance(detector, Detector):
+            raise TypeError(f"Calibrated needs an adkit detector, got {detector!r}.")
+        self.detector = detector
+        self.holdout = check_in_range(holdout, "holdout", 0.0, 1.0, low_inclusive=False,
+                                      high_inclusive=False)
+        self.n_levels = check_positive_int(n_levels, "n_levels", minimum=8)
+        self.seed = check_positive_int(seed, "seed", minimum=0)
+
+    @property
+    def _min_train(self):
+        return self.detector._min_train + 2
+
+    def _split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        n_hold = min(max(2, int(round(self.holdout * n))), n - self.detector._min_train)
+        order = np.random.default_rng(self.seed).permutation(n)
+        return np.sort(order[n_hold:]), np.sort(order[:n_hold])
+
+    def _fit(self, images):
+        fit_idx, hold_idx = self._split(len(images))
+        self.detector.fit(images[fit_idx])
+        held = self.detector.predict(images[hold_idx])
+        self.curve_ = false_alarm_curve(held.maps, n_levels=self.n_levels)
+        self.holdout_maps_ = held.maps
+
+    def _predict(self, images):
+        res = self.detector.predict(images)
+        extras = dict(res.extras)
+        if res.log_nfa is not None:
+            extras["model_log_nfa"] = res.log_nfa
+        return AnomalyResult(res.maps, res.scores, self.curve_.log_nfa(res.maps),
+                             self.curve_.threshold(1.0), extras)
+
+    def threshold(self, eps: float = 1.0) -> float:
+        """The map threshold that gives about ``eps`` false detections per normal image."""
+        self._check_fitted("threshold")
+        check_in_range(eps, "eps", 0.0, None, low_inclusive=False)
+        return self.curve_.threshold(eps)
+
+    def _state_dict(self):
+        return {"detector": self.detector._get_state(), "curve": self.curve_.state(),
+                "holdout_maps": self.holdout_maps_}
+
+    def _load_state_dict(self, state):
+        self.detector._set_state(state["detector"])
+        self.detector.fitted_ = True
+        self.curve_ = FalseAlarmCurve.from_state(state["curve"])
+        self.holdout_maps_ = state["holdout_maps"]
