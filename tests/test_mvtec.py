@@ -1,3 +1,4 @@
+import json
 import functools
 import http.server
 import io
@@ -210,3 +211,15 @@ def test_subsets_are_seeded_and_keep_both_classes(tmp_path):
     assert len(a[0]) == 1 and len(a[1]) == 4
     assert a[1].labels.sum() == 1          # 2 of 9 defective -> 1 of 4
     assert np.array_equal(a[1].images, b[1].images)
+
+
+def test_bench_runs_on_the_mvtec_layout(tmp_path, capsys):
+    """`python -m adkit bench --data mvtec/<category> --root DIR` prints the same table."""
+    from adkit.cli import main
+    _fake_category(tmp_path)
+    rc = main(["bench", "--data", "mvtec/bottle", "--root", str(tmp_path),
+               "--methods", "reference", "--size", "32", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert rc == 0, rows
+    assert rows[0]["data"] == "mvtec/bottle" and rows[0]["n_fit"] == 2 and rows[0]["n_pred"] == 3
+    assert 0.0 <= rows[0]["image_auroc"] <= 1.0 and rows[0]["peak_MB"] > 0
