@@ -207,10 +207,33 @@ def _task_synthetic(size=256, **_):
     return out
 
 
+def _from(module: str, function: str, doc: str) -> Callable:
+    """A task implemented next to the method it measures (``module.function``)."""
+    def task(**kw):
+        import importlib
+        return getattr(importlib.import_module(module), function)(**kw)
+    task.__doc__ = doc
+    return task
+
+
 #: name → function(**options) returning a dict of measured figures
 TASKS: dict[str, Callable] = {
     "reference": _task_reference,
     "synthetic": _task_synthetic,
+    "align": _from("adkit.normalize.align", "bench_align",
+                   "Align 100 images of 256×256 to the medoid (target < 10 s on 2 cores)."),
+    "selfsim": _from("adkit.models.selfsim", "bench_selfsim_predict",
+                     "Self-similarity on one 256×256 image, 3 scales (target < 3 s)."),
+    "eps": _from("adkit.models.selfsim", "bench_eps_update",
+                 "One ε-slider update on a 256×256 image, residuals kept (target < 0.1 s)."),
+    "coreset": _from("adkit.models.knn", "bench_coreset",
+                     "Greedy coreset, vectorized vs a naive loop (target ≥ 5× faster)."),
+    "knn": _from("adkit.models.knn", "bench_knn",
+                 "kNN: fit 200 + predict 100 images of 256×256, coreset 0.1 (target < 90 s)."),
+    "nfa": _from("adkit.contrario.tree", "bench_nfa_segmentation",
+                 "U-Flow's NFA tree segmentation of one 256×256 map (target < 0.5 s)."),
+    "aesc": _from("adkit.models.aesc", "bench_aesc_train",
+                  "Train AESc at the notebook's settings (target < 5 min on 2 cores)."),
 }
 
 

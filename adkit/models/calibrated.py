@@ -64,7 +64,7 @@ class Calibrated(Detector):
 
     def _predict(self, images):
         res = self.detector.predict(images)
-        extras = dict(res.extras)
+        extras = dict(res.extras, false_alarm_curve=self.curve_)
         if res.log_nfa is not None:
             extras["model_log_nfa"] = res.log_nfa
         return AnomalyResult(res.maps, res.scores, self.curve_.log_nfa(res.maps),
