@@ -211,7 +211,10 @@ def _from(module: str, function: str, doc: str) -> Callable:
     """A task implemented next to the method it measures (``module.function``)."""
     def task(**kw):
         import importlib
-        return getattr(importlib.import_module(module), function)(**kw)
+        import inspect
+        fn = getattr(importlib.import_module(module), function)
+        accepted = inspect.signature(fn).parameters
+        return fn(**{k: v for k, v in kw.items() if k in accepted})
     task.__doc__ = doc
     return task
 
