@@ -13,6 +13,7 @@ from .._lazy import lazy
 _MAP = {
     "log10_gaussian_tail": ".gaussian", "log_nfa_gaussian": ".gaussian",
     "gaussian_threshold": ".gaussian", "normalize_residual": ".gaussian",
+    "gaussian_nfa": ".gaussian", "count_tests": ".gaussian", "vote_log_nfa": ".gaussian",
     "tree_log_nfa": ".tree", "polyomino_tests": ".tree",
     "false_alarm_curve": ".calibration", "FalseAlarmCurve": ".calibration",
     "calibrated_log_nfa": ".calibration",

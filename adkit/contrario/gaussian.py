@@ -12,7 +12,7 @@ import numpy as np
 from scipy import special
 
 __all__ = ["log10_gaussian_tail", "log_nfa_gaussian", "gaussian_threshold",
-           "normalize_residual"]
+           "gaussian_nfa", "normalize_residual", "vote_log_nfa", "count_tests"]
 
 _LN10 = np.log(10.0)
 
@@ -51,9 +51,50 @@ def gaussian_threshold(eps: float, n_tests: float, two_sided: bool = True) -> fl
     return float(np.sqrt(2.0) * special.erfcinv(p))
 
 
-def normalize_residual(r, mean=None, std=None, eps: float = 1e-8) -> np.ndarray:
-    """f = (r − E r) / σ_r, with E r and σ_r estimated on ``r`` itself when not given."""
+def gaussian_nfa(gamma: float, n_tests: float, two_sided: bool = True) -> float:
+    """NFA(γ) = N · P(|Z| ≥ γ) = N · erfc(γ/√2): the inverse of :func:`gaussian_threshold`
+    (``gaussian_nfa(gaussian_threshold(eps, N), N) == eps`` for ε < N)."""
+    if n_tests <= 0:
+        raise ValueError(f"n_tests must be positive, got {n_tests}.")
+    return float(10.0 ** log_nfa_gaussian(np.float64(gamma), n_tests, two_sided).astype(np.float64))
+
+
+def count_tests(shapes, channels: int = 1) -> int:
+    """Number of tests N of a multi-scale detection: ``channels · Σ_s H_s·W_s``.
+
+    ``shapes`` lists the (H_s, W_s) of each scale's map; every pixel of every scale
+    (and channel, when channels are tested separately) is one test.
+    """
+    return int(channels * sum(int(np.prod(s[:2])) for s in shapes))
+
+
+def normalize_residual(r, mean=None, std=None, eps: float = 1e-8, axis=None) -> np.ndarray:
+    """f = (r − E r) / σ_r, with E r and σ_r estimated on ``r`` itself when not given.
+
+    ``axis`` chooses over which axes the empirical mean and std are taken, e.g.
+    ``axis=(0, 1)`` on an (H, W, 3) residual normalizes each channel separately
+    (as Artola et al. 2021 do per channel and per scale). The detection statistic is
+    then ``|f|``, compared with :func:`gaussian_threshold`.
+    """
     r = np.asarray(r, dtype=np.float32)
-    m = r.mean() if mean is None else mean
-    s = r.std() if std is None else std
+    m = r.mean(axis=axis, keepdims=True) if mean is None else mean
+    s = r.std(axis=axis, keepdims=True) if std is None else std
     return ((r - m) / (np.asarray(s) + eps)).astype(np.float32)
+
+
+def vote_log_nfa(log_nfas, n_votes: int) -> np.ndarray:
+    """Combine per-scale log10 NFA maps with a vote rule.
+
+    ``log_nfas`` is a stack (S, ...) of per-scale log NFA maps (brought to one size).
+    A pixel gets the vote of scale s at level ε when ``log_nfas[s] < log10 ε``; it is
+    detected by the vote rule ``Σ_s b^s ≥ N_v`` exactly when the ``N_v``-th smallest of
+    its S log NFAs is below ``log10 ε``. That value is returned, so thresholding it at
+    any ε gives the vote map at that ε (the map is the same for every ε).
+    """
+    a = np.asarray(log_nfas, dtype=np.float32)
+    if a.ndim < 1 or not 1 <= int(n_votes) <= a.shape[0]:
+        raise ValueError(f"n_votes must be between 1 and the number of scales "
+                         f"({a.shape[0] if a.ndim else 0}), got {n_votes}.")
+    if n_votes == 1:
+        return a.min(0)
+    return np.partition(a, int(n_votes) - 1, axis=0)[int(n_votes) - 1]

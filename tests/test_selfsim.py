@@ -1,0 +1,198 @@
+import numpy as np
+import pytest
+import torch
+
+from adkit.models import AnomalyResult, Pipeline, ReferenceGaussian
+from adkit.models.selfsim import SelfSimilarity, rethreshold
+
+
+
+
+def _texture(n, size=96, seed=0, jitter=3, noise=0.02):
+    """Smooth coloured pattern with pose jitter and sensor noise (normal images)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    out = []
+    for _ in range(n):
+        dy, dx = rng.integers(-jitter, jitter + 1, 2)
+        base = np.sin((xx + dx) / 5.0) * np.cos((yy + dy) / 7.0) * 0.2 + 0.5
+        im = base[..., None] * np.array([1.0, 0.8, 0.6], np.float32)
+        out.append(im + rng.normal(0, noise, im.shape))
+    return np.clip(np.stack(out), 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    train = _texture(10, seed=0)
+    test = _texture(4, seed=1)
+    test[1, 40:52, 30:44] = np.clip(test[1, 40:52, 30:44] + 0.35, 0, 1)    # a bright stain
+    test[3, 60:66, 60:80] = [0.1, 0.1, 0.1]                               # a dark scratch
+    det = SelfSimilarity(progress=False).fit(train)
+    return det, det.predict(test), test
+
+
+def test_detects_defects_and_nothing_on_normal_images(fitted):
+    det, res, test = fitted
+    assert res.maps.shape == (4, 96, 96) and res.log_nfa.shape == (4, 96, 96)
+    seg = res.segment(1.0)
+    assert seg[1, 40:52, 30:44].mean() > 0.5
+    assert seg[3, 60:66, 60:80].mean() > 0.5
+    assert seg[0].sum() == 0 and seg[2].sum() == 0          # ε = 1: no false alarm here
+    assert res.scores[0] == 0 and res.scores[2] == 0
+    assert min(res.scores[1], res.scores[3]) > 0
+    # the residual map is high on the defects
+    assert res.maps[1, 40:52, 30:44].mean() > 5 * res.maps[0].mean()
+
+
+def test_per_scale_residuals_and_multiscale_product(fitted):
+    det, res, test = fitted
+    assert res.extras["scales"] == (0, 1, 2)
+    sizes = {0: 96, 1: 48, 2: 24}
+    prod = np.ones((4, 96, 96), np.float32)
+    for s, hs in sizes.items():
+        r = res.extras[f"residual_s{s}"]
+        f = res.extras[f"normalized_s{s}"]
+        assert r.shape == f.shape == (4, hs, hs, 3)
+        # f = |(r − E r)/σ_r| per image and channel
+        np.testing.assert_allclose(f[0], np.abs((r[0] - r[0].mean((0, 1))) / r[0].std((0, 1))),
+                                   rtol=1e-3, atol=1e-3)
+        t = torch.from_numpy(np.sqrt((r ** 2).sum(-1)))[:, None]
+        prod *= torch.nn.functional.interpolate(t, size=(96, 96), mode="bilinear",
+                                                align_corners=False)[:, 0].numpy()
+    np.testing.assert_allclose(res.maps, prod, rtol=1e-4, atol=1e-9)
+    # the background explains normal images: small residual at full scale
+    assert np.abs(res.extras["residual_s0"][0]).mean() < 0.03
+
+
+def test_log_nfa_is_the_vote_rule(fitted):
+    det, res, _ = fitted
+    n_tests = 3 * (96 * 96 + 48 * 48 + 24 * 24)
+    assert res.extras["n_tests"] == n_tests
+    assert res.log_nfa.max() <= np.log10(n_tests) + 1e-4
+    logs = []
+    for s in (0, 1, 2):
+        f = res.extras[f"normalized_s{s}"].max(-1)
+        from adkit.contrario.gaussian import log_nfa_gaussian
+        t = torch.from_numpy(log_nfa_gaussian(f, n_tests))[:, None]
+        logs.append(torch.nn.functional.interpolate(t, size=(96, 96), mode="bilinear",
+                                                    align_corners=False)[:, 0].numpy())
+    logs = np.stack(logs)
+    for eps in [1e-5, 1e-2, 1.0]:
+        for nv in (1, 2, 3):
+            r2 = rethreshold(res, eps, nv)
+            votes = (logs < np.log10(eps)).sum(0) >= nv
+            np.testing.assert_array_equal(r2.segment(eps), votes)
+            np.testing.assert_allclose(r2.scores, (votes * r2.maps).reshape(4, -1).sum(1),
+                                       rtol=1e-5)
+
+
+def test_rethreshold_matches_predict_and_is_monotone(fitted):
+    det, res, _ = fitted
+    same = det.rethreshold(res)
+    np.testing.assert_array_equal(same.log_nfa, res.log_nfa)
+    np.testing.assert_array_equal(same.scores, res.scores)
+    counts = [rethreshold(res, eps, 2).segment(eps).sum() for eps in [1e-5, 1e-2, 1, 100]]
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+    one = rethreshold(res, 1.0, 1, scales=(0,))
+    assert one.extras["n_tests"] == 3 * 96 * 96 and one.extras["used_scales"] == (0,)
+    with pytest.raises(ValueError, match="n_votes"):
+        rethreshold(res, 1.0, 3, scales=(0, 1))
+    with pytest.raises(ValueError, match="were not computed"):
+        rethreshold(res, 1.0, 1, scales=(3,))
+    with pytest.raises(ValueError, match="SelfSimilarity"):
+        rethreshold(AnomalyResult(np.zeros((1, 8, 8)), np.zeros(1)), 1.0, 1)
+    # results can be indexed and keep what rethreshold needs
+    sub = rethreshold(res[1:3], 1.0, 2)
+    np.testing.assert_array_equal(sub.segment(1.0), res.segment(1.0)[1:3])
+
+
+def test_tree_fallback_finds_patches_outside_the_window():
+    from scipy import ndimage
+    rng = np.random.default_rng(3)
+    field = ndimage.gaussian_filter(rng.random((64, 64, 3)), (2, 2, 0))
+    field = (field - field.mean()) / field.std() * 0.1 + 0.5
+    train = np.clip(field[None] + rng.normal(0, 0.01, (6, 64, 64, 3)), 0, 1).astype(np.float32)
+    # the same content moved by 15 px: outside the ±6 px local window at scale 0
+    moved = np.roll(field, (15, 15), axis=(0, 1))
+    moved = np.clip(moved + rng.normal(0, 0.01, moved.shape), 0, 1).astype(np.float32)
+    kw = dict(scales=(0,), n_votes=1, progress=False, h=0.02)
+    with_tree = SelfSimilarity(fallback=3.0, **kw).fit(train)
+    without = SelfSimilarity(fallback=0.0, **kw).fit(train)
+    r_tree = with_tree.residuals(moved)[0][0]
+    r_local = without.residuals(moved)[0][0]
+    assert np.abs(r_tree).mean() < 0.5 * np.abs(r_local).mean()
+    res = with_tree.predict(moved)
+    assert res.extras["n_fallback"][0, 0] > 0
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    det, res, test = fitted
+    back = SelfSimilarity.load(det.save(tmp_path / "ss"))
+    assert back.get_params() == det.get_params()
+    np.testing.assert_array_equal(back.h_, det.h_)
+    again = back.predict(test)
+    np.testing.assert_allclose(again.maps, res.maps, rtol=1e-5, atol=1e-9)
+    np.testing.assert_array_equal(again.segment(1.0), res.segment(1.0))
+
+
+def test_reproducible(fitted):
+    det, res, test = fitted
+    again = SelfSimilarity(progress=False).fit(_texture(10, seed=0)).predict(test)
+    np.testing.assert_array_equal(again.maps, res.maps)
+
+
+def test_errors_speak_to_the_student():
+    with pytest.raises(ValueError, match="n_votes"):
+        SelfSimilarity(scales=2, n_votes=3)
+    with pytest.raises(ValueError, match="scales"):
+        SelfSimilarity(scales=(0, -1))
+    with pytest.raises(ValueError, match="eta"):
+        SelfSimilarity(eta=1.5)
+    with pytest.raises(ValueError, match="smaller than patch_size"):
+        SelfSimilarity(scales=4).fit(_texture(3, size=32))
+    with pytest.raises(ValueError, match="at least 2"):
+        SelfSimilarity().fit(_texture(1))
+
+
+# -- acceptance on the embedded data: N2N normalization helps, both beat the reference --
+@pytest.fixture(scope="module")
+def pill():
+    """Speckled pills; exposure and pose off: they are lesson 01's normalization (midway,
+    alignment), which the paper applies before N2N."""
+    from adkit.data import load
+    return load("synthetic/pill", n_train=12, n_test=24, size=96, seed=0, exposure=False,
+                pose=False, speckles=True)
+
+
+def test_n2n_improves_selfsim_on_speckled_pills(pill):
+    from adkit.metrics import image_auroc, pixel_auroc
+    from adkit.normalize import N2N
+    train, test = pill
+    good = test.labels == 0
+    bare = SelfSimilarity(progress=False).fit(train.images).predict(test.images)
+    n2n = Pipeline(steps=[N2N(pairing="images", epochs=40, crop=64, progress=False, seed=0)],
+                   detector=SelfSimilarity(progress=False))
+    norm = n2n.fit(train.images).predict(test.images)
+    ref = ReferenceGaussian().fit(train.images).predict(test.images)
+    a_bare, a_n2n = image_auroc(test.labels, bare.scores), image_auroc(test.labels, norm.scores)
+    assert a_n2n >= a_bare >= 0.95, (a_n2n, a_bare)
+    # image AUROC saturates on this data: compare the margin between the least
+    # anomalous defective pill and the most anomalous normal one (s_ra at ε = 1)
+    margin_bare = bare.scores[~good].min() / bare.scores[good].max()
+    margin_n2n = norm.scores[~good].min() / norm.scores[good].max()
+    assert margin_n2n > 1.5 * margin_bare, (margin_n2n, margin_bare)
+    # fewer false-alarm pixels on normal pills at ε = 1
+    assert norm.segment(1.0)[good].sum() < bare.segment(1.0)[good].sum()
+    # both beat the per-pixel Gaussian reference (pixel AUROC; its image AUROC also saturates)
+    p_ref = pixel_auroc(test.masks, ref.maps)
+    assert pixel_auroc(test.masks, bare.maps) > p_ref + 0.005
+    assert pixel_auroc(test.masks, norm.maps) > p_ref + 0.005
+    assert a_bare >= image_auroc(test.labels, ref.scores)
+
+
+def test_bench_functions_return_their_figures():
+    from adkit.models.selfsim import bench_eps_update, bench_selfsim_predict
+    a = bench_selfsim_predict(size=64, n_train=4, repeat=1)
+    assert a["scales"] == 3 and a["predict_1_s"] > 0 and a["fit_s"] > 0
+    b = bench_eps_update(size=64, n_train=4, repeat=3)
+    assert 0 < b["eps_update_best_s"] <= b["eps_update_s"]
