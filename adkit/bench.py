@@ -55,8 +55,11 @@ def compare(methods, train, test, steps=(), params: dict | None = None,
 
     Each method runs bare and, when ``steps`` are given, also behind those
     normalization steps. Methods of :data:`CALIBRATE` are wrapped in
-    :class:`adkit.models.Calibrated` (when ``calibrate``), so ``segment(eps)`` means
-    about ε false detections per normal image for every method.
+    :class:`adkit.models.Calibrated` (when ``calibrate``; ``calibrate="all"`` wraps the
+    a contrario methods too, whose own NFA then stays in ``extras["model_log_nfa"]``),
+    so ``segment(eps)`` means about ε false detections per normal image for every
+    method. Each row also reports ``model_false_alarms`` (false detections per good
+    image at ``eps`` under the method's own NFA) where the method has one.
 
     Parameters
     ----------
@@ -84,8 +87,12 @@ def compare(methods, train, test, steps=(), params: dict | None = None,
     rows = []
     jobs = [(m, v) for m in methods for v in variants]
     for method, variant in tqdm(jobs, desc="methods", disable=not progress):
-        det = make_detector(method, params.get(method), variant)
-        if calibrate and method in CALIBRATE:
+        kw = dict(params.get(method) or {})
+        cls = getattr(models, models.METHODS.get(method, ""), None)
+        if cls is not None and "progress" in cls._param_names():
+            kw.setdefault("progress", progress)
+        det = make_detector(method, kw, variant)
+        if calibrate == "all" or (calibrate and method in CALIBRATE):
             det = models.Calibrated(det, holdout=holdout)
         t0 = time.perf_counter()
         det.fit(train)
@@ -96,6 +103,11 @@ def compare(methods, train, test, steps=(), params: dict | None = None,
         results.setdefault(method, {})[name] = res
         row = {"method": method, "preprocessing": name}
         row.update(metrics.evaluate(res, test, eps=eps))
+        own = res.extras.get("model_log_nfa")
+        good = np.asarray(test.labels) == 0
+        if own is not None and good.any():
+            row["model_false_alarms"] = metrics.false_alarms_per_image(
+                own[good] < np.log10(eps))
         row.update({"fit_s": t1 - t0, "predict_s": t2 - t1})
         rows.append(row)
     return results, rows
@@ -135,6 +147,11 @@ def bench_one(method: str, data: str, params: dict | None = None, steps=(),
            "peak_MB": _peak_mb()}
     if test.labels.min() != test.labels.max():
         row.update(metrics.evaluate(res, test, eps=eps))
+        own = res.extras.get("model_log_nfa")
+        good = np.asarray(test.labels) == 0
+        if own is not None and good.any():
+            row["model_false_alarms"] = metrics.false_alarms_per_image(
+                own[good] < np.log10(eps))
     return row
 
 
