@@ -250,7 +250,7 @@ TASKS: dict[str, Callable] = {
                      "Greedy coreset, vectorized vs a naive loop (target ≥ 5× faster)."),
     "knn": _from("adkit.models.knn", "bench_knn",
                  "kNN: fit 200 + predict 100 images of 256×256, coreset 0.1 (target < 90 s)."),
-    "nfa": _from("adkit.contrario.tree", "bench_nfa_segmentation",
+    "nfa": _from("adkit.contrario.tree", "bench_tree",
                  "U-Flow's NFA tree segmentation of one 256×256 map (target < 0.5 s)."),
     "aesc": _from("adkit.models.aesc", "bench_aesc_train",
                   "Train AESc at the notebook's settings (target < 5 min on 2 cores)."),
