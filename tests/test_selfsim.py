@@ -157,11 +157,20 @@ def test_errors_speak_to_the_student():
 # -- acceptance on the embedded data: N2N normalization helps, both beat the reference --
 @pytest.fixture(scope="module")
 def pill():
-    """Speckled pills; exposure and pose off: they are lesson 01's normalization (midway,
-    alignment), which the paper applies before N2N."""
+    """Speckled pills with subtle defects, the situation of the paper's pill experiment.
+
+    Exposure and pose are off: they are lesson 01's normalization (midway, alignment),
+    which the paper applies before N2N. The speckles (normal variability, strength 2.5)
+    are strong and the defects faint (``defect_contrast=0.2``), so the speckles hide
+    them from the bare detector; at full contrast every method reaches image AUROC 1.
+    Thin and structural defects (crack, scratch, missing chip): stains are smooth
+    colour changes that the per-pixel Gaussian of aligned parts models as well as the
+    patch detector, and contamination is found by every method (AUROC 1 for all three).
+    """
     from adkit.data import load
-    return load("synthetic/pill", n_train=12, n_test=24, size=96, seed=0, exposure=False,
-                pose=False, speckles=True)
+    return load("synthetic/pill", n_train=12, n_test=30, size=96, seed=2, exposure=False,
+                pose=False, speckles=2.5, defect_contrast=0.2,
+                defects=["crack", "scratch", "missing"])
 
 
 def test_n2n_improves_selfsim_on_speckled_pills(pill):
@@ -169,25 +178,32 @@ def test_n2n_improves_selfsim_on_speckled_pills(pill):
     from adkit.normalize import N2N
     train, test = pill
     good = test.labels == 0
-    bare = SelfSimilarity(progress=False).fit(train.images).predict(test.images)
-    n2n = Pipeline(steps=[N2N(pairing="images", epochs=40, crop=64, progress=False, seed=0)],
-                   detector=SelfSimilarity(progress=False))
-    norm = n2n.fit(train.images).predict(test.images)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)        # the same arithmetic on every machine
+    try:
+        bare = SelfSimilarity(progress=False).fit(train.images).predict(test.images)
+        n2n = Pipeline(steps=[N2N(pairing="images", epochs=40, crop=64, progress=False,
+                                  seed=0)],
+                       detector=SelfSimilarity(progress=False))
+        norm = n2n.fit(train.images).predict(test.images)
+    finally:
+        torch.set_num_threads(threads)
     ref = ReferenceGaussian().fit(train.images).predict(test.images)
     a_bare, a_n2n = image_auroc(test.labels, bare.scores), image_auroc(test.labels, norm.scores)
-    assert a_n2n >= a_bare >= 0.95, (a_n2n, a_bare)
-    # image AUROC saturates on this data: compare the margin between the least
-    # anomalous defective pill and the most anomalous normal one (s_ra at ε = 1)
-    margin_bare = bare.scores[~good].min() / bare.scores[good].max()
-    margin_n2n = norm.scores[~good].min() / norm.scores[good].max()
-    assert margin_n2n > 1.5 * margin_bare, (margin_n2n, margin_bare)
-    # fewer false-alarm pixels on normal pills at ε = 1
+    a_ref = image_auroc(test.labels, ref.scores)
+    # the acceptance, the paper's Table 2 on the embedded data. Measured here (1 thread):
+    # 0.973 > 0.871 > 0.747; data seeds 0, 1, 3 keep the strict order. The N2N gain
+    # depends on the network's training (N2N seeds 1-3 give 0.88-0.98), so its margin
+    # leaves room for another CPU's rounding.
+    assert a_n2n > a_bare + 0.03, (a_n2n, a_bare)
+    assert a_bare > a_ref + 0.05, (a_bare, a_ref)
+    assert a_n2n > a_ref + 0.1, (a_n2n, a_ref)
+    # fewer false-alarm pixels on normal pills at ε = 1: the speckles are gone
     assert norm.segment(1.0)[good].sum() < bare.segment(1.0)[good].sum()
-    # both beat the per-pixel Gaussian reference (pixel AUROC; its image AUROC also saturates)
+    # both beat the per-pixel Gaussian reference in pixel AUROC too
     p_ref = pixel_auroc(test.masks, ref.maps)
-    assert pixel_auroc(test.masks, bare.maps) > p_ref + 0.005
-    assert pixel_auroc(test.masks, norm.maps) > p_ref + 0.005
-    assert a_bare >= image_auroc(test.labels, ref.scores)
+    assert pixel_auroc(test.masks, bare.maps) > p_ref + 0.05
+    assert pixel_auroc(test.masks, norm.maps) > p_ref + 0.05
 
 
 def test_bench_functions_return_their_figures():

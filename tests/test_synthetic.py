@@ -171,6 +171,34 @@ def test_bad_arguments():
         S.make_one("pill", "dent")
 
 
+@pytest.mark.parametrize("category", ["pill", "tile"])
+def test_defect_contrast_fades_defects_and_keeps_masks(category):
+    kw = dict(size=96, seed=4, defective=True, return_clean=True, noise=False, exposure=False)
+    full = S.make(category, 5, **kw)
+    assert np.array_equal(S.make(category, 5, defect_contrast=1.0, **kw).images, full.images)
+    diffs = {}
+    for c in (1.0, 0.6, 0.3):
+        g = S.make(category, 5, defect_contrast=c, **kw)
+        np.testing.assert_array_equal(g.masks, full.masks)        # same places and shapes
+        np.testing.assert_array_equal(g.clean, full.clean)        # same defect-free image
+        np.testing.assert_array_equal(g.images[~g.masks], g.clean[~g.masks])
+        diffs[c] = [np.abs(i - k)[m].mean() for i, k, m in zip(g.images, g.clean, g.masks)]
+    for d_full, d_mid, d_low in zip(diffs[1.0], diffs[0.6], diffs[0.3]):
+        assert d_full > d_mid > d_low > 0
+        # the blend is linear in the contrast (no exposure, no noise; clipping aside)
+        assert d_low == pytest.approx(0.3 * d_full, rel=0.05)
+    _, test = S.load(category, n_train=1, n_test=4, size=64, defect_contrast=0.5)
+    _, test1 = S.load(category, n_train=1, n_test=4, size=64)
+    np.testing.assert_array_equal(test.masks, test1.masks)
+    img, mask = S.make_one(category, "stain", size=64, defect_contrast=0.5)
+    np.testing.assert_array_equal(mask, S.make_one(category, "stain", size=64)[1])
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="defect_contrast"):
+            S.load(category, defect_contrast=bad)
+    with pytest.raises(TypeError, match="defect_contrast"):
+        S.make(category, defect_contrast="low")
+
+
 def test_pixel_zscore_baseline_floor_on_pill():
     """Per-pixel Gaussian (mean/std over train), max |z| after blur: image AUROC >= 0.9."""
     train, test = S.load("pill", n_train=30, n_test=20, size=128, seed=0,

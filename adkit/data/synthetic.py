@@ -78,6 +78,10 @@ the same image; see ``return_clean``).
     hole in a texture;
 ``stain`` a smooth-edged colour change.
 
+``defect_contrast`` (default 1) scales how visible a defect is: below 1 the defect is
+blended with the defect-free scene (same shape, place and mask), to make subtle
+defects that normal variability can hide.
+
 Randomness: ``seed`` goes through :class:`numpy.random.SeedSequence`. In :func:`load`
 the train and test sets use two independent sub-streams (changing ``n_test`` does
 not change the training images), and in :func:`make` image ``i`` uses sub-stream
@@ -177,6 +181,19 @@ def _check_defects(defects) -> tuple:
         if d not in DEFECTS:
             raise ValueError(f"unknown defect type {d!r}: choose among {list(DEFECTS)}.")
     return defects
+
+
+def _check_contrast(value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"defect_contrast must be a number in (0, 1] (1 = fully visible defects), "
+            f"got {value!r}.")
+    value = float(value)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(
+            f"defect_contrast must be in (0, 1] (1 = fully visible defects, smaller = "
+            f"fainter; 0 would erase them), got {value}.")
+    return value
 
 
 def _seed_sequence(seed) -> np.random.SeedSequence:
@@ -699,8 +716,12 @@ def _pick_color(rng, palette, ref, min_dist=0.35):
     return np.asarray(palette[order[int(np.argmax(dists))]], _F)
 
 
-def _apply_defect(kind, R, category, size, rng):
-    """Draw one defect on R['scene'] (in place). Returns the exact mask."""
+def _apply_defect(kind, R, category, size, rng, contrast=1.0):
+    """Draw one defect on R['scene'] (in place). Returns the exact mask.
+
+    ``contrast`` in (0, 1] scales the defect's opacity: the drawn pixels become
+    ``clean + contrast * (defect - clean)``; the mask does not depend on it.
+    """
     scene, cov = R["scene"], R["cov"]
     min_w = 1.3
     if kind == "crack":
@@ -791,13 +812,15 @@ def _apply_defect(kind, R, category, size, rng):
     mask = a > 0
     if mask.any():
         am = a[mask][:, None]
+        if contrast != 1.0:  # the default keeps the exact arithmetic of contrast 1
+            am = am * _F(contrast)
         scene[mask] = scene[mask] * (1 - am) + np.asarray(target, _F)[mask] * am
     return mask
 
 
 # -- the generator -----------------------------------------------------------------------
 
-def _render(category, size, ss, kind, strengths, want_clean):
+def _render(category, size, ss, kind, strengths, want_clean, contrast=1.0):
     """One image from stream ``ss``: returns (image, mask, clean or None)."""
     st = strengths
     texture = category in TEXTURES_SYN
@@ -812,7 +835,7 @@ def _render(category, size, ss, kind, strengths, want_clean):
     _add_dust(R, size, _rng(ss, 2), st["dust"])
     clean_scene = R["scene"].copy() if (want_clean and kind != "good") else None
     if kind != "good":
-        mask = _apply_defect(kind, R, category, size, _rng(ss, 5))
+        mask = _apply_defect(kind, R, category, size, _rng(ss, 5), contrast)
     else:
         mask = np.zeros((size, size), bool)
     noise = None
@@ -835,7 +858,8 @@ def _render(category, size, ss, kind, strengths, want_clean):
 
 def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
          defects: Sequence[str] | None = None, exposure=True, pose=True, speckles=True,
-         dust=True, noise=True, return_clean: bool = False) -> Generated:
+         dust=True, noise=True, return_clean: bool = False,
+         defect_contrast: float = 1.0) -> Generated:
     """Generate ``n`` images of one category.
 
     Parameters
@@ -858,6 +882,13 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
         The normal variability knobs, see the module docstring (True = strength 1).
     return_clean : bool
         Also return each image rendered without its defect (everything else equal).
+    defect_contrast : float in (0, 1]
+        Visibility of the defects: each defect is blended with the defect-free
+        scene, ``clean + defect_contrast * (defect - clean)`` on its pixels (before
+        exposure and noise are applied). 1 (the default) draws the defects fully;
+        smaller values make them subtle (the same shapes, places and masks, the same
+        random draws) -- e.g. 0.3 to see normal variability (speckles) hide a faint
+        stain from a detector.
 
     Returns
     -------
@@ -871,6 +902,7 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
     defects = _check_defects(defects)
     strengths = {k: _strength(v, k) for k, v in
                  zip(_KNOBS, (exposure, pose, speckles, dust, noise))}
+    contrast = _check_contrast(defect_contrast)
     if isinstance(defective, (bool, np.bool_)):
         kinds = [defects[i % len(defects)] for i in range(n)] if defective else ["good"] * n
     elif isinstance(defective, str) or not isinstance(defective, Sequence):
@@ -889,7 +921,8 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
     masks = np.zeros((n, size, size), bool)
     clean = np.empty_like(images) if return_clean else None
     for i, kind in enumerate(kinds):
-        img, m, cl = _render(category, size, _child(ss, i), kind, strengths, return_clean)
+        img, m, cl = _render(category, size, _child(ss, i), kind, strengths, return_clean,
+                             contrast)
         images[i], masks[i] = img, m
         if return_clean:
             clean[i] = cl
@@ -898,17 +931,19 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
 
 def make_one(category: str, defect: str | None = None, size: int = 256, seed=0,
              exposure=True, pose=True, speckles=True, dust=True, noise=True,
-             return_clean: bool = False):
+             return_clean: bool = False, defect_contrast: float = 1.0):
     """One image with chosen knobs, for a notebook to show.
 
-    ``defect`` is ``None``/``"good"`` or one of :data:`DEFECTS`. Returns
+    ``defect`` is ``None``/``"good"`` or one of :data:`DEFECTS`; ``defect_contrast``
+    in (0, 1] scales its visibility (see :func:`make`). Returns
     ``(image, mask)`` (float32 (H, W, 3), bool (H, W)), plus the image without its
     defect when ``return_clean=True``. ``make_one(c, d, seed=s)`` is image 0 of
     ``make(c, 1, seed=s, defective=[d])``.
     """
     kind = "good" if defect is None else defect
     g = make(category, 1, size=size, seed=seed, defective=[kind], exposure=exposure,
-             pose=pose, speckles=speckles, dust=dust, noise=noise, return_clean=return_clean)
+             pose=pose, speckles=speckles, dust=dust, noise=noise, return_clean=return_clean,
+             defect_contrast=defect_contrast)
     if return_clean:
         return g.images[0], g.masks[0], g.clean[0]
     return g.images[0], g.masks[0]
@@ -916,8 +951,8 @@ def make_one(category: str, defect: str | None = None, size: int = 256, seed=0,
 
 def load(category: str, n_train: int = 60, n_test: int = 40, size: int = 256, seed=0,
          exposure=True, pose=True, speckles=True, dust=True, noise=True,
-         anomaly_ratio: float = 0.5, defects: Sequence[str] | None = None
-         ) -> tuple[Split, Split]:
+         anomaly_ratio: float = 0.5, defects: Sequence[str] | None = None,
+         defect_contrast: float = 1.0) -> tuple[Split, Split]:
     """Train (all good) and test (good + defective) splits of one synthetic category.
 
     Parameters
@@ -937,6 +972,9 @@ def load(category: str, n_train: int = 60, n_test: int = 40, size: int = 256, se
         defective image when 0 < ratio < 1 and ``n_test >= 2``).
     defects : sequence of str, optional
         Defect types of the test set, cycled through (default all of :data:`DEFECTS`).
+    defect_contrast : float in (0, 1]
+        Visibility of the defects (1 = fully drawn, the default; smaller = the defect
+        blended with the defect-free image, same masks), see :func:`make`.
 
     Returns
     -------
@@ -949,6 +987,7 @@ def load(category: str, n_train: int = 60, n_test: int = 40, size: int = 256, se
     n_test = check_positive_int(n_test, "n_test")
     ratio = check_in_range(anomaly_ratio, "anomaly_ratio", 0.0, 1.0)
     defects = _check_defects(defects)
+    contrast = _check_contrast(defect_contrast)
     ss = _seed_sequence(seed)
     knobs = dict(size=size, exposure=exposure, pose=pose, speckles=speckles, dust=dust,
                  noise=noise)
@@ -959,7 +998,8 @@ def load(category: str, n_train: int = 60, n_test: int = 40, size: int = 256, se
     if 0 < ratio < 1 and n_test >= 2:
         n_def = min(max(n_def, 1), n_test - 1)
     kinds = ["good"] * (n_test - n_def) + [defects[k % len(defects)] for k in range(n_def)]
-    te = make(category, n_test, seed=_child(ss, 1), defective=kinds, defects=defects, **knobs)
+    te = make(category, n_test, seed=_child(ss, 1), defective=kinds, defects=defects,
+              defect_contrast=contrast, **knobs)
     order = sorted(range(n_test), key=lambda i: (0 if kinds[i] == "good" else
                                                  1 + defects.index(kinds[i]), i))
     counts: dict = {}
