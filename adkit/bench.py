@@ -80,7 +80,7 @@ def compare(methods, train, test, steps=(), params: dict | None = None,
         One row per (method, variant): metrics at ``eps`` and fit / predict seconds.
     """
     from tqdm.auto import tqdm
-    from . import metrics, models
+    from . import models
     params = params or {}
     variants = [()] + ([tuple(steps)] if steps else [])
     results: dict = {}
@@ -102,15 +102,22 @@ def compare(methods, train, test, steps=(), params: dict | None = None,
         name = "+".join(variant) or "none"
         results.setdefault(method, {})[name] = res
         row = {"method": method, "preprocessing": name}
-        row.update(metrics.evaluate(res, test, eps=eps))
-        own = res.extras.get("model_log_nfa")
-        good = np.asarray(test.labels) == 0
-        if own is not None and good.any():
-            row["model_false_alarms"] = metrics.false_alarms_per_image(
-                own[good] < np.log10(eps))
+        row.update(_quality(res, test, eps))
         row.update({"fit_s": t1 - t0, "predict_s": t2 - t1})
         rows.append(row)
     return results, rows
+
+
+def _quality(res, test, eps: float) -> dict:
+    """All metrics at ``eps``, plus the false alarms under the method's own NFA when a
+    calibration replaced it (``model_false_alarms``)."""
+    from . import metrics
+    row = metrics.evaluate(res, test, eps=eps)
+    own = res.extras.get("model_log_nfa")
+    good = np.asarray(test.labels) == 0
+    if own is not None and good.any():
+        row["model_false_alarms"] = metrics.false_alarms_per_image(own[good] < np.log10(eps))
+    return row
 
 
 def _peak_mb() -> float:
@@ -124,7 +131,6 @@ def bench_one(method: str, data: str, params: dict | None = None, steps=(),
               seed: int = 0, root: str | None = None, eps: float = 1.0) -> dict:
     """Fit and predict one method on one dataset in this process; returns a row dict."""
     from . import data as D
-    from . import metrics
     kw = {"seed": seed}
     if size is not None:
         kw["size"] = size
@@ -146,12 +152,7 @@ def bench_one(method: str, data: str, params: dict | None = None, steps=(),
            "fit_s": t1 - t0, "predict_s": t2 - t1, "pred_img/s": len(test) / (t2 - t1),
            "peak_MB": _peak_mb()}
     if test.labels.min() != test.labels.max():
-        row.update(metrics.evaluate(res, test, eps=eps))
-        own = res.extras.get("model_log_nfa")
-        good = np.asarray(test.labels) == 0
-        if own is not None and good.any():
-            row["model_false_alarms"] = metrics.false_alarms_per_image(
-                own[good] < np.log10(eps))
+        row.update(_quality(res, test, eps))
     return row
 
 
