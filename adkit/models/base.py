@@ -23,7 +23,7 @@ import numpy as np
 from ..checks import check_images, check_same_size
 from ..estimator import Estimator
 
-__all__ = ["Detector", "AnomalyResult"]
+__all__ = ["Detector", "FeatureDetector", "AnomalyResult"]
 
 
 @dataclass
@@ -173,3 +173,26 @@ class Detector(Estimator):
     def _set_state(self, state: dict) -> None:
         self.image_size_ = tuple(state["image_size"])
         self._load_state_dict(state["model"])
+
+
+class FeatureDetector(Detector):
+    """A detector fitted on backbone feature maps (Gaussian, KNN).
+
+    Besides ``fit`` / ``predict`` on images, it can be fitted and applied on features
+    extracted once (``det.features(images)``), so a notebook comparing settings does
+    not run the backbone again. Subclasses implement ``fit_features_(feats)`` and
+    ``predict_features_(feats, image_size) -> AnomalyResult``.
+    """
+
+    def fit_features(self, feats: dict, image_size) -> "FeatureDetector":
+        """Fit on feature maps from :meth:`features` of training images of size
+        ``image_size`` (H, W); returns self."""
+        self.fit_features_(feats)
+        self.image_size_ = tuple(int(v) for v in image_size)
+        self.fitted_ = True
+        return self
+
+    def predict_features(self, feats: dict) -> AnomalyResult:
+        """:meth:`predict` on feature maps from :meth:`features`."""
+        self._check_fitted("predict_features")
+        return self.predict_features_(feats, self.image_size_)

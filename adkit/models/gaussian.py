@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import check_choice, check_in_range, check_positive_int
-from .base import AnomalyResult, Detector
+from .base import AnomalyResult, FeatureDetector
 
 __all__ = ["Gaussian", "ledoit_wolf", "mahalanobis", "pca_components"]
 
@@ -200,7 +200,7 @@ def _blur_maps(maps, sigma):
     return x[:, 0]
 
 
-class Gaussian(Detector):
+class Gaussian(FeatureDetector):
     """Multivariate Gaussian of pretrained features: OPCA + Ledoit-Wolf + Mahalanobis.
 
     Image score: sum over ``strides`` of the Mahalanobis distances of the globally
@@ -392,19 +392,6 @@ class Gaussian(Detector):
             maps = _blur_maps(maps, self.sigma)
         extras = {"stage_scores": {str(s): v.astype(np.float32) for s, v in per_stage.items()}}
         return AnomalyResult(maps.cpu().numpy(), scores.astype(np.float32), extras=extras)
-
-    def fit_features(self, feats: dict, image_size) -> "Detector":
-        """Fit on feature maps from :meth:`features` of training images of size
-        ``image_size`` (H, W); returns self."""
-        self.fit_features_(feats)
-        self.image_size_ = tuple(int(v) for v in image_size)
-        self.fitted_ = True
-        return self
-
-    def predict_features(self, feats: dict) -> AnomalyResult:
-        """:meth:`predict` on feature maps from :meth:`features`."""
-        self._check_fitted("predict_features")
-        return self.predict_features_(feats, self.image_size_)
 
     # -- state --------------------------------------------------------------------
     def _state_dict(self):

@@ -51,7 +51,7 @@ import time
 import numpy as np
 
 from ..checks import check_choice, check_in_range, check_positive_int
-from .base import AnomalyResult, Detector
+from .base import AnomalyResult, FeatureDetector
 from .gaussian import (Gaussian, _blur_maps, _crop_features, _make_extractor,
                        _reflect_pad, _run_extractor)
 
@@ -291,7 +291,7 @@ def knn_mean_score(dist_to_neighbors):
 # ----------------------------------------------------------------------------------
 # the detector
 # ----------------------------------------------------------------------------------
-class KNN(Detector):
+class KNN(FeatureDetector):
     """PatchCore memory bank with greedy coreset (or SPADE image+pixel kNN).
 
     Parameters
@@ -529,19 +529,6 @@ class KNN(Detector):
                              align_corners=False)[:, 0]
         maps = _blur_maps(maps, self.sigma)
         return AnomalyResult(maps.cpu().numpy(), scores, extras=extras)
-
-    def fit_features(self, feats: dict, image_size) -> "Detector":
-        """Fit on feature maps from :meth:`features` of training images of size
-        ``image_size`` (H, W); returns self."""
-        self.fit_features_(feats)
-        self.image_size_ = tuple(int(v) for v in image_size)
-        self.fitted_ = True
-        return self
-
-    def predict_features(self, feats: dict) -> AnomalyResult:
-        """:meth:`predict` on feature maps from :meth:`features`."""
-        self._check_fitted("predict_features")
-        return self.predict_features_(feats, self.image_size_)
 
     # -- state --------------------------------------------------------------------
     def _state_dict(self):
