@@ -60,7 +60,6 @@ class Calibrated(Detector):
         self.detector.fit(images[fit_idx])
         held = self.detector.predict(images[hold_idx])
         self.curve_ = false_alarm_curve(held.maps, n_levels=self.n_levels)
-        self.holdout_maps_ = held.maps
 
     def _predict(self, images):
         res = self.detector.predict(images)
@@ -77,11 +76,9 @@ class Calibrated(Detector):
         return self.curve_.threshold(eps)
 
     def _state_dict(self):
-        return {"detector": self.detector._get_state(), "curve": self.curve_.state(),
-                "holdout_maps": self.holdout_maps_}
+        return {"detector": self.detector._get_state(), "curve": self.curve_.state()}
 
     def _load_state_dict(self, state):
         self.detector._set_state(state["detector"])
         self.detector.fitted_ = True
         self.curve_ = FalseAlarmCurve.from_state(state["curve"])
-        self.holdout_maps_ = state["holdout_maps"]
