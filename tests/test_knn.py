@@ -51,6 +51,22 @@ def test_greedy_coreset_variants_select_the_same():
     assert np.array_equal(fast, greedy_coreset(x, 0.1, seed=3, naive=True))
     assert not np.array_equal(fast, greedy_coreset(x, 0.1, seed=4))
     assert len(greedy_coreset(x, 1.0, seed=0)) == 800
+    # the block size is a speed knob only: one block per selection, a few, or all
+    for block in (1, 7, 1000):
+        assert np.array_equal(fast, greedy_coreset(x, 0.1, seed=3, block=block))
+
+
+def test_greedy_coreset_blocks_match_the_textbook_loop_with_duplicates():
+    # many blocks (300 selections by 5 candidates), clusters, and every entry three
+    # times: ties are broken by the lowest index and nothing is selected twice
+    rng = np.random.default_rng(2)
+    centres = rng.normal(0, 3, (30, 8))
+    x = centres[rng.integers(0, 30, 1000)] + rng.normal(0, 1, (1000, 8))
+    x = np.repeat(x.astype(np.float32), 3, axis=0)
+    fast = greedy_coreset(x, 0.1, dim=None, block=5)
+    assert len(np.unique(fast)) == 300 and len(np.unique(fast // 3)) == 300
+    assert np.all(fast[1:] % 3 == 0)              # lowest index of a triple (not the random first)
+    assert np.array_equal(fast, greedy_coreset(x, 0.1, dim=None, naive=True))
 
 
 def test_greedy_coreset_errors():
