@@ -11,7 +11,7 @@ torch.set_num_threads(1)  # the measured figures below; the same on any machine
 
 # the default configuration (written out: the test pins what it measured)
 CONFIG = dict(size=128, strides=(8, 16, 32), n_steps=2, epochs=10, batch_size=8,
-              weight_decay=1e-3, seed=0, progress=False)
+              weight_decay=1e-3, pad=32, seed=0, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +25,25 @@ def test_finds_the_defects(trained):
     det, test, res = trained
     assert res.maps.shape == test.images.shape[:3]
     assert res.log_nfa is not None and res.log_nfa.shape == res.maps.shape
-    assert metrics.pixel_auroc(test.masks, res.maps) >= 0.95   # measured 0.985
+    assert metrics.pixel_auroc(test.masks, res.maps) >= 0.95   # measured 0.991
     assert metrics.image_auroc(test.labels, res.scores) >= 0.9
 
 
 def test_finds_the_defects_of_the_pill():
     train, test = load("synthetic/pill", n_train=96, n_test=24, size=128, seed=0)
     res = UFlow(**CONFIG).fit(train).predict(test)
-    assert metrics.pixel_auroc(test.masks, res.maps) >= 0.95   # measured 0.971
+    assert metrics.pixel_auroc(test.masks, res.maps) >= 0.95   # measured 0.976
+    assert metrics.false_alarms_per_image(res.segment(1.0), test.labels == 0) <= 1.0
+
+
+def test_texture_pixel_auroc_and_threshold():
+    # textures were the hard case (tile: 0.942 without the mirror padding)
+    train, test = load("synthetic/tile", n_train=96, n_test=24, size=128, seed=0)
+    res = UFlow(**CONFIG).fit(train).predict(test)
+    assert metrics.pixel_auroc(test.masks, res.maps) >= 0.95   # measured 0.965
+    auto = metrics.miou(test.masks, res.segment(1.0))
+    oracle = metrics.optimal_threshold(test.masks, res.maps, return_score=True)[1]
+    assert auto >= oracle - 0.1                                 # measured 0.513 vs 0.602
     assert metrics.false_alarms_per_image(res.segment(1.0), test.labels == 0) <= 1.0
 
 
@@ -40,7 +51,7 @@ def test_a_contrario_threshold_close_to_oracle_and_few_false_alarms(trained):
     det, test, res = trained
     auto = metrics.miou(test.masks, res.segment(1.0))
     oracle = metrics.optimal_threshold(test.masks, res.maps, return_score=True)[1]
-    assert auto >= oracle - 0.1   # measured 0.543 vs 0.621
+    assert auto >= oracle - 0.1   # measured 0.551 vs 0.641
     bad = np.flatnonzero(test.labels == 1)
     seg = res.segment(1.0)
     assert np.mean([(seg[i] & test.masks[i]).any() for i in bad]) >= 0.5  # defects touched
@@ -104,6 +115,8 @@ def test_clear_errors():
         UFlow(permutation="soft")
     with pytest.raises(ValueError, match="n_steps"):
         UFlow(n_steps=0)
+    with pytest.raises(ValueError, match="pad must be a multiple"):
+        UFlow(pad=8)
     det = UFlow(size=None, epochs=1, progress=False)
     with pytest.raises(ValueError, match="multiples of the largest stride"):
         det.fit(np.zeros((2, 40, 40, 3), np.float32))

@@ -37,7 +37,12 @@ feature vectors per scale (the latents of *unseen* normal images must stay white
 noise, or the a contrario threshold fires on them and the coarse-scale map gets
 noisy): 2 Glow steps per stage instead of 4, weight decay 1e-3 instead of 1e-5.
 On the embedded data, 4 steps / 1e-5 lowered the pixel AUROC of the pill from 0.97
-to 0.87, and 30 epochs made most good images fire at ε = 1.
+to 0.87, and 30 epochs made most good images fire at ε = 1. A third addition,
+``pad=32``: the images are mirror-padded before the backbone and the padded cells
+cropped from the features (at 128 px all 16 cells of the stride-32 map touch the
+border). On the five synthetic categories it lifted the pixel AUROC from
+0.94–0.985 to 0.963–0.991 (textures gain most: tile 0.942 → 0.965), with the same
+latent grids, hence the same number of tests.
 
 What to expect from the threshold: with the polyomino count of tests a region is
 significant only when :math:`|R|\\frac C2(t - 1 - \\ln t) > \\ln N_{tests} \\approx 1.4 N`
@@ -86,6 +91,13 @@ class UFlow(Detector):
         Images are resized to ``size × size`` before feature extraction (maps come back
         at the input size); None keeps the input size (it must then be divisible by
         the largest stride). The paper: 448 (CaiT) / 512.
+    pad : int, default 32
+        Pixels mirrored around each (resized) image before the backbone; the feature
+        cells that come from them are cropped away, so the latent maps keep their size
+        (and the number of tests its value). Border cells then describe the image
+        instead of the network's zero padding, which at 128 px is every cell of the
+        stride-32 map. A multiple of the largest stride; 0 disables it (the paper
+        does not pad). Same idea as ``KNN(pad=...)``.
     epochs : int, default 10
         Passes over the training images (features are computed once and cached: the
         backbone is frozen). The paper trains for about 25 000 iterations on a GPU.
@@ -126,7 +138,7 @@ class UFlow(Detector):
                  n_steps: int = 2, clamp: float = 2.0, permutation: str = "fixed",
                  hidden_ratio: float = 1.0, size: int | None = 128, epochs: int = 10,
                  batch_size: int = 8, lr: float = 1e-3, weight_decay: float = 1e-3,
-                 lr_end_factor: float = 0.4, seed: int = 0, device=None,
+                 lr_end_factor: float = 0.4, pad: int = 32, seed: int = 0, device=None,
                  progress: bool = True):
         if not isinstance(backbone, str):
             raise TypeError(f"backbone must be a timm model name, got {backbone!r}.")
@@ -160,6 +172,10 @@ class UFlow(Detector):
         self.weight_decay = check_in_range(weight_decay, "weight_decay", 0, None)
         self.lr_end_factor = check_in_range(lr_end_factor, "lr_end_factor", 0, 1,
                                             low_inclusive=False)
+        self.pad = check_positive_int(pad, "pad", minimum=0)
+        if self.pad % max(self.strides):
+            raise ValueError(f"pad must be a multiple of the largest stride "
+                             f"{max(self.strides)} (e.g. 0 or {max(self.strides)}), got {pad}.")
         self.seed = check_positive_int(seed, "seed", minimum=0)
         self.device = device
         self.progress = bool(progress)
@@ -201,7 +217,13 @@ class UFlow(Detector):
                 if tuple(x.shape[2:]) != size:
                     x = F.interpolate(x, size=size, mode="bilinear", align_corners=False,
                                       antialias=True)
-                for k, f in enumerate(ex(x)):
+                pad = self.pad
+                if pad:
+                    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+                for k, (s, f) in enumerate(zip(self.strides, ex(x))):
+                    c = pad // s
+                    if c:
+                        f = f[:, :, c:f.shape[2] - c, c:f.shape[3] - c]
                     out[k].append(f.float().cpu())
         return [torch.cat(o) for o in out]
 
