@@ -169,7 +169,7 @@ def greedy_coreset(features, ratio: float = 0.1, dim: int | None = 128, seed=0,
     min_d = torch.full((n,), float("inf"), device=dev)
     selected: list[int] = []
     pending = [first]             # selected, not yet applied to the whole bank
-    chunk = max(1, (1 << 22) // max(block, 1))
+    chunk = max(1, (1 << 22) // block)        # rows per product: ~16 MB of distances
     bar = tqdm(total=n_select, disable=not progress, desc="coreset")
     while True:
         # apply the pending entries to the whole bank: one matrix product per chunk

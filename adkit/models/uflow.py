@@ -60,6 +60,7 @@ import numpy as np
 
 from ..checks import check_choice, check_in_range, check_positive_int
 from .base import AnomalyResult, Detector
+from .gaussian import _crop_features
 
 __all__ = ["UFlow"]
 
@@ -221,10 +222,7 @@ class UFlow(Detector):
                 if pad:
                     x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
                 for k, (s, f) in enumerate(zip(self.strides, ex(x))):
-                    c = pad // s
-                    if c:
-                        f = f[:, :, c:f.shape[2] - c, c:f.shape[3] - c]
-                    out[k].append(f.float().cpu())
+                    out[k].append(_crop_features(f, pad, s).float().cpu())
         return [torch.cat(o) for o in out]
 
     def _build(self, channels):
