@@ -544,6 +544,10 @@ def test_decompression_bomb_gets_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="000.png is too large for PIL's safety limit.*"
                                          "MAX_IMAGE_PIXELS"):
         mvtec.load("bottle", root=tmp_path, size=16)
+    import tifffile                                           # TIFFs read by tifffile too
+    tifffile.imwrite(tmp_path / "big.tif", np.zeros((40, 40), np.uint16))
+    with pytest.raises(ValueError, match="big.tif is too large for PIL's safety limit"):
+        adkit.data.files.read_image(tmp_path / "big.tif")
 
 
 @pytest.mark.parametrize("bad", [2.5, "3", -1, 0, True, 1.0])

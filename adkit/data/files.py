@@ -126,11 +126,22 @@ def _decode_tiff(path: Path):
         import tifffile
     except ImportError:   # pragma: no cover - tifffile comes with scikit-image
         return None
+    from PIL import Image
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
+            axes, shape = page.axes, page.shape
+            pixels = int(np.prod([n for a, n in zip(axes, shape) if a in "YX"]))
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and pixels > 2 * limit:     # PIL's rule against decompression bombs
+                raise ImageFileError(
+                    f"the image file {path} is too large for PIL's safety limit against "
+                    f"decompression bombs ({pixels} pixels > 2 x MAX_IMAGE_PIXELS = "
+                    f"{2 * limit}). If you trust the file, raise the limit "
+                    "(PIL.Image.MAX_IMAGE_PIXELS = None) or resize the file first.")
             arr = page.asarray()
-            axes = page.axes
+    except ImageFileError:
+        raise
     except Exception:   # unknown codec (LZW without imagecodecs), not a TIFF...: use PIL
         return None
     if "S" in axes and axes.index("S") != arr.ndim - 1:   # planar RGB: (3, H, W)
@@ -191,8 +202,8 @@ def _decode(path: Path):
     return _decode_pil(path)
 
 
-def _to_float_rgb(arr: np.ndarray, path) -> np.ndarray:
-    """Native array → float32 (H, W, 3) in [0, 1], scaled by the bit depth."""
+def _gray_or_rgb(arr: np.ndarray, path) -> np.ndarray:
+    """Drop alpha; (H, W) or (H, W, 3), else an error."""
     if arr.ndim == 3 and arr.shape[-1] in (2, 4):      # gray + alpha, RGBA: drop alpha
         arr = arr[..., :-1]
     if arr.ndim == 3 and arr.shape[-1] == 1:
@@ -200,13 +211,18 @@ def _to_float_rgb(arr: np.ndarray, path) -> np.ndarray:
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3)):
         raise _error(path, f"its pixels have shape {arr.shape}; expected a gray or RGB "
                            "image (with or without alpha).")
+    return arr
+
+
+def _to_float(arr: np.ndarray, path) -> np.ndarray:
+    """Native values → float32 in [0, 1], scaled by the bit depth."""
     if arr.dtype == bool:
-        out = arr.astype(np.float32)
-    elif arr.dtype == np.uint8:
-        out = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        out = arr.astype(np.float32) / 65535.0
-    elif np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if np.issubdtype(arr.dtype, np.floating):
         out = arr.astype(np.float32)
         if not np.all(np.isfinite(out)):
             raise _error(path, "it holds NaN or infinite values.")
@@ -216,37 +232,38 @@ def _to_float_rgb(arr: np.ndarray, path) -> np.ndarray:
                                "adkit reads float images as intensities in [0, 1] and does "
                                "not guess a white level. Rescale the file to [0, 1] (or "
                                "save it as 8 or 16-bit integers).")
-    else:
-        raise _error(path, f"it holds {arr.dtype} values, which have no standard white "
-                           "level. Convert it to 8 or 16 bits, or to float in [0, 1].")
-    if out.ndim == 2:
-        out = np.repeat(out[..., None], 3, axis=-1)
-    return out
+        return np.clip(out, 0, 1)
+    raise _error(path, f"it holds {arr.dtype} values, which have no standard white "
+                       "level. Convert it to 8 or 16 bits, or to float in [0, 1].")
 
 
-def _resize(img: np.ndarray, size: tuple[int, int], exact8: bool) -> np.ndarray:
-    """Bilinear (PIL) resize of a float (H, W, 3) image; ``exact8`` resizes the 8-bit
-    values (the file's own) rather than floats."""
+def _resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear (PIL) resize of a (H, W) or (H, W, 3) image: uint8 on its 8-bit values,
+    float32 channel by channel (no trip through 8 bits)."""
     from PIL import Image
     h, w = size
-    if img.shape[:2] == (h, w):
-        return img
-    if exact8:
-        u8 = np.round(img * 255).astype(np.uint8)
-        out = np.asarray(Image.fromarray(u8).resize((w, h), Image.BILINEAR))
-        return out.astype(np.float32) / 255.0
-    chans = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), Image.BILINEAR))
-             for c in range(3)]
-    return np.clip(np.stack(chans, -1), 0, 1).astype(np.float32)
+    if arr.shape[:2] == (h, w):
+        return arr
+    if arr.dtype == np.uint8:
+        return np.asarray(Image.fromarray(arr).resize((w, h), Image.BILINEAR))
+    planes = [arr] if arr.ndim == 2 else [arr[..., c] for c in range(arr.shape[-1])]
+    out = [np.asarray(Image.fromarray(np.ascontiguousarray(p, np.float32)).resize(
+        (w, h), Image.BILINEAR)) for p in planes]
+    return np.clip(out[0] if arr.ndim == 2 else np.stack(out, -1), 0, 1)
 
 
 def _read_image(path, size):
     arr, note = _decode(Path(path))
+    arr = _gray_or_rgb(arr, path)
     native = arr.shape[:2]
-    img = _to_float_rgb(arr, path)
+    if arr.dtype != np.uint8:
+        arr = _to_float(arr, path)
     if size is not None:
-        img = _resize(img, size, exact8=arr.dtype == np.uint8)
-    return img, native, note
+        arr = _resize(arr, size)
+    img = _to_float(arr, path) if arr.dtype == np.uint8 else arr
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    return img.astype(np.float32, copy=False), native, note
 
 
 def read_image(path, size=None) -> np.ndarray:

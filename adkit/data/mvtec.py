@@ -288,12 +288,14 @@ def _fetch(url: str, part: Path, meta_path: Path, progress: bool, deadline_at: f
         validator = etag if etag and not etag.startswith("W/") else meta.get("last_modified")
         if validator:
             headers["If-Range"] = validator
-    resume = (f"{part} keeps the {{got}} bytes received: call download() again to "
-              "continue from there, ")
+
+    def resume(got: int) -> str:
+        return (f"{part} keeps the {got} bytes received: call download() again to "
+                "continue from there, ")
     left = deadline_at - time.monotonic()
     if left <= 0:
         raise DownloadError(f"the download of {url} did not finish within deadline="
-                            f"{deadline:g} s. " + resume.format(got=have)
+                            f"{deadline:g} s. " + resume(have)
                             + "or pass a larger deadline=.")
     timeout = min(stall_timeout, left)
     try:
@@ -341,17 +343,17 @@ def _fetch(url: str, part: Path, meta_path: Path, progress: bool, deadline_at: f
                     if time.monotonic() >= deadline_at:
                         raise DownloadError(
                             f"the download of {url} did not finish within deadline="
-                            f"{deadline:g} s. " + resume.format(got=out.tell())
+                            f"{deadline:g} s. " + resume(out.tell())
                             + "or pass a larger deadline=.") from exc
                     raise DownloadError(
                         f"the download of {url} stalled: no data for stall_timeout="
-                        f"{stall_timeout:g} s. " + resume.format(got=out.tell())
+                        f"{stall_timeout:g} s. " + resume(out.tell())
                         + _HAND) from exc
                 except (OSError, http.client.HTTPException) as exc:
                     out.flush()
                     raise DownloadError(
                         f"the connection to {url} broke ({exc}). "
-                        + resume.format(got=out.tell()) + _HAND) from exc
+                        + resume(out.tell()) + _HAND) from exc
                 if not chunk:
                     break
                 out.write(chunk)
@@ -360,13 +362,13 @@ def _fetch(url: str, part: Path, meta_path: Path, progress: bool, deadline_at: f
                                                         or out.tell() < total):
                     raise DownloadError(
                         f"the download of {url} did not finish within deadline="
-                        f"{deadline:g} s. " + resume.format(got=out.tell())
+                        f"{deadline:g} s. " + resume(out.tell())
                         + "or pass a larger deadline=.")
             got = out.tell()
     if total is not None and got != total:
         raise DownloadError(
             f"the download of {url} stopped early: {got} of {total} bytes (the "
-            "connection was closed). " + resume.format(got=got) + _HAND)
+            "connection was closed). " + resume(got) + _HAND)
     if total is None:
         meta["length"] = got
         meta_path.write_text(json.dumps(meta))
