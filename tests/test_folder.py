@@ -9,7 +9,7 @@ from PIL import Image
 import adkit.data
 from adkit import metrics
 from adkit.data import folder
-from adkit.data.files import ImageFileError, MissingMaskWarning
+from adkit.data.files import MissingMaskWarning
 from adkit.models import ReferenceGaussian
 
 

@@ -6,7 +6,6 @@ import re
 import tarfile
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
