@@ -561,6 +561,13 @@ def evaluate(result: Any, test: Any, eps: float = 1.0) -> dict:
     calibrated threshold), ``miou``, ``f1`` and ``false_alarms_per_good_image`` of
     those detections (good images have no false alarm entry when the test set has
     no good image).
+
+    When some anomalous test images have no ground-truth mask (``test.has_mask``
+    False, see :mod:`adkit.data.split`), the pixel metrics (``pixel_auroc``,
+    ``aupro``, ``miou``, ``f1``) are NaN and ``"note"`` says why: an unknown mask is
+    never counted as "no defect". Image metrics and false alarms on good images are
+    computed as usual; ``evaluate(result[test.has_mask], test[test.has_mask])`` gives
+    the pixel metrics of the images whose masks are known.
     """
     from .checks import check_in_range
     check_in_range(eps, "eps", 0, None, low_inclusive=False)
@@ -577,18 +584,31 @@ def evaluate(result: Any, test: Any, eps: float = 1.0) -> dict:
     if len(scores) != len(labels):
         raise ValueError(f"the result holds {len(scores)} images but the test split "
                          f"{len(labels)}: predict on the same test split.")
-    out = {
-        "image_auroc": image_auroc(labels, scores),
-        "pixel_auroc": pixel_auroc(masks, maps),
-        "aupro": aupro(masks, maps),
-    }
+    has = getattr(test, "has_mask", None)
+    unknown = np.zeros(len(labels), bool) if has is None else ~np.asarray(has, bool)
+    out = {"image_auroc": image_auroc(labels, scores)}
+    if unknown.any():
+        names = getattr(test, "names", None) or []
+        first = names[int(np.flatnonzero(unknown)[0])] if names else \
+            int(np.flatnonzero(unknown)[0])
+        out.update(pixel_auroc=float("nan"), aupro=float("nan"))
+        out["note"] = (f"pixel metrics missing: {int(unknown.sum())} of {len(labels)} test "
+                       f"images have no ground-truth mask (e.g. {first!r}); evaluate "
+                       "test[test.has_mask] for the pixel metrics of the others.")
+    else:
+        out.update(pixel_auroc=pixel_auroc(masks, maps), aupro=aupro(masks, maps))
     try:
         pred = result.segment(eps)
     except ValueError:
         return out
-    out["miou"] = miou(masks, pred)
-    out["f1"] = f1(masks, pred)
+    if unknown.any():
+        out.update(miou=float("nan"), f1=float("nan"))
+    else:
+        out["miou"] = miou(masks, pred)
+        out["f1"] = f1(masks, pred)
     good = np.asarray(labels) == 0
     if good.any():
         out["false_alarms_per_good_image"] = false_alarms_per_image(pred, good)
+    if "note" in out:                       # keep the note the last column of a table
+        out["note"] = out.pop("note")
     return out

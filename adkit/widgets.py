@@ -33,8 +33,10 @@ def render_result(result, test=None, index: int = 0, eps: float = 1.0,
     if imgs is not None:
         panels.insert(0, ("image", imgs[index]))
     panels.append(("detection", mask))
-    if test is not None:
-        panels.append(("ground truth", test.masks[index]))
+    if test is not None:   # an unknown mask (has_mask False) is not shown as "no defect"
+        known = getattr(test, "has_mask", None)
+        panels.append(("ground truth" if known is None or known[index] else
+                       "ground truth: no mask", test.masks[index]))
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
     vmax = float(np.percentile(result.maps, 99.5))
     for ax, (name, data) in zip(axes, panels):

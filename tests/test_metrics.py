@@ -301,3 +301,25 @@ def test_aupro_matches_its_definition_on_random_maps_with_ties(seed):
     # the fixed-threshold approximation is close on continuous maps
     m = rng.random(g.shape) + 0.5 * g * rng.random(g.shape)
     assert M.aupro(g, m, n_thresholds=300) == pytest.approx(M.aupro(g, m), abs=0.01)
+
+
+def test_evaluate_reports_pixel_metrics_missing_without_masks():
+    """Unknown masks (Split.has_mask False) are never scored as 'no defect'."""
+    rng = np.random.default_rng(0)
+    masks = np.zeros((4, 16, 16), bool)
+    masks[2, 4:8, 4:8] = True
+    maps = rng.random((4, 16, 16)).astype(np.float32)
+    maps[2, 4:8, 4:8] += 2
+    maps[3, 4:12, 4:12] += 2                    # the defect of the image without mask
+    res = AnomalyResult(maps, maps.reshape(4, -1).max(1), None, threshold=1.5)
+    full = Split(rng.random((4, 16, 16, 3)).astype(np.float32), masks, [0, 0, 1, 1])
+    part = Split(full.images, masks, [0, 0, 1, 1], has_mask=[True, True, True, False])
+    a, b = M.evaluate(res, full), M.evaluate(res, part)
+    assert a["image_auroc"] == b["image_auroc"] == 1.0
+    assert a["pixel_auroc"] < 0.98 and "note" not in a      # image 3 counted as defect-free
+    for key in ("pixel_auroc", "aupro", "miou", "f1"):
+        assert np.isnan(b[key]), key
+    assert "1 of 4 test images have no ground-truth mask" in b["note"] and "'003'" in b["note"]
+    assert b["false_alarms_per_good_image"] == a["false_alarms_per_good_image"]
+    c = M.evaluate(res[part.has_mask], part[part.has_mask])
+    assert c["pixel_auroc"] == 1.0

@@ -35,3 +35,28 @@ def test_bad_split_raises():
         Split(np.zeros((2, 8, 8, 3), np.float32), names=["a"])
     with pytest.raises(ValueError, match="expected"):
         Split(np.zeros((2, 8, 8, 3), np.float32), masks=np.zeros((2, 4, 4), bool))
+
+
+def test_has_mask_marks_unknown_masks_and_follows_subsets():
+    s = make()
+    assert s.has_mask.all() and "without mask" not in repr(s)        # masks given
+    imgs = s.images
+    t = Split(imgs, labels=[0, 0, 1, 1, 0, 1])                       # labels, no masks
+    assert t.has_mask.tolist() == [True, True, False, False, True, False]
+    assert not t.masks.any() and "3 without mask" in repr(t)
+    assert t[t.has_mask].labels.tolist() == [0, 0, 0]
+    assert t.anomalous.has_mask.tolist() == [False] * 3
+    assert t.good.has_mask.all()
+    both = Split.concatenate([s, t])
+    assert both.has_mask.tolist() == [True] * 6 + t.has_mask.tolist()
+    rest, held = t.split(0.5, seed=0)
+    assert sorted(rest.names + held.names) == sorted(t.names)
+    assert all(t.has_mask[t.names.index(n)] == h for n, h in zip(held.names, held.has_mask))
+
+
+def test_has_mask_is_checked():
+    s = make()
+    with pytest.raises(ValueError, match="has_mask needs one True/False per image"):
+        Split(s.images, s.masks, has_mask=[True, False])
+    with pytest.raises(ValueError, match="defect pixels on images whose has_mask is False"):
+        Split(s.images, s.masks, has_mask=[True] * 5 + [False])

@@ -12,6 +12,13 @@
   with inserted defects (:mod:`adkit.data.textures`).
 - ``mvtec/<category>``: the official MVTec AD layout on disk under ``root=``
   (:mod:`adkit.data.mvtec`).
+- ``folder`` (or ``folder/<root>``): your own folders of normal and abnormal images
+  with optional masks, ``load("folder", root=..., normal_dir=..., abnormal_dir=...,
+  mask_dir=...)`` (:mod:`adkit.data.folder`).
+
+Files on disk are read by one set of rules (:mod:`adkit.data.files`): scaled by their
+bit depth, never stretched, hidden files skipped. Anomalous images without a
+ground-truth mask have ``split.has_mask`` False (:mod:`adkit.data.split`).
 """
 from __future__ import annotations
 
@@ -34,18 +41,28 @@ def load(name: str, **kwargs) -> tuple[Split, Split]:
     Parameters
     ----------
     name : str
-        ``"synthetic/<category>"``, ``"textures/<name>"`` or ``"mvtec/<category>"``;
-        see :func:`available`.
+        ``"synthetic/<category>"``, ``"textures/<name>"``, ``"mvtec/<category>"``,
+        ``"folder"`` or ``"folder/<root>"``; see :func:`available`.
     **kwargs
-        Passed to the generator or reader (e.g. ``seed``, ``size``, ``root``, and the
-        variability knobs of :func:`adkit.data.synthetic.make`).
+        Passed to the generator or reader (e.g. ``seed``, ``size``, ``root``, the
+        variability knobs of :func:`adkit.data.synthetic.make`, the folders of
+        :func:`adkit.data.folder.load`).
     """
-    if not isinstance(name, str) or "/" not in name:
+    if not isinstance(name, str) or ("/" not in name and name != "folder"):
         raise ValueError(
-            f"dataset name must look like 'synthetic/pill', 'textures/brick' or "
-            f"'mvtec/bottle', got {name!r}. See adkit.data.available()."
+            f"dataset name must look like 'synthetic/pill', 'textures/brick', "
+            f"'mvtec/bottle' or 'folder' (your own folders), got {name!r}. See "
+            "adkit.data.available()."
         )
     kind, _, category = name.partition("/")
+    if kind == "folder":
+        from . import folder
+        if category:
+            if kwargs.get("root") is not None:
+                raise ValueError(f"{name!r} names the folder already; do not pass root= "
+                                 "as well (or use load('folder', root=...)).")
+            kwargs["root"] = category
+        return folder.load(**kwargs)
     if kind == "synthetic":
         from . import synthetic
         return synthetic.load(category, **kwargs)
@@ -56,12 +73,12 @@ def load(name: str, **kwargs) -> tuple[Split, Split]:
         from . import mvtec
         return mvtec.load(category, **kwargs)
     raise ValueError(
-        f"unknown dataset family {kind!r} in {name!r}: expected 'synthetic', 'textures' "
-        f"or 'mvtec'. Available without download: {available()}."
+        f"unknown dataset family {kind!r} in {name!r}: expected 'synthetic', 'textures', "
+        f"'mvtec' or 'folder'. Available without download: {available()}."
     )
 
 
-_SUBMODULES = ("synthetic", "textures", "mvtec", "split")
+_SUBMODULES = ("synthetic", "textures", "mvtec", "folder", "files", "split")
 
 
 def __getattr__(name):

@@ -15,9 +15,15 @@ The expected layout is :data:`LAYOUT`.
 """
 from __future__ import annotations
 
+import hashlib
+import http.client
+import json
 import os
+import re
+import shutil
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
@@ -25,11 +31,15 @@ from typing import Sequence
 
 import numpy as np
 
-from ..checks import check_positive_int, check_seed
+from ..checks import check_in_range, check_seed
+from .files import (IMAGE_EXTENSIONS, Entry, MissingMaskWarning, check_count, check_size,
+                    find_mask, index_by_stem, list_folders, list_images, read_split,
+                    subsample, warn_missing_masks)
 from .split import Split
 
-__all__ = ["CATEGORIES", "DEFAULT_URL", "CATEGORY_URLS", "LAYOUT", "ENV_VAR",
-           "load", "download", "categories_in"]
+__all__ = ["CATEGORIES", "DEFAULT_URL", "CATEGORY_URLS", "SHA256", "LAYOUT", "ENV_VAR",
+           "MVTecLayoutError", "DownloadError", "MissingMaskWarning", "load", "download",
+           "categories_in"]
 
 #: the 15 categories of MVTec AD
 CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather",
@@ -79,9 +89,6 @@ LAYOUT = """\
       <defect>/               000_mask.png, ...       one mask per defective test image
 """
 
-_IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
 class MVTecLayoutError(FileNotFoundError):
     """The folder given as MVTec AD root does not have the expected layout."""
 
@@ -108,70 +115,8 @@ def categories_in(root) -> list[str]:
     root = Path(os.path.expanduser(str(root)))
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir()
-                  if (p / "train" / "good").is_dir() and (p / "test").is_dir())
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in _IMAGE_EXT)
-
-
-def _read(path: Path, size, mask: bool = False) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if mask:
-                im = im.convert("L")
-            elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr16 = np.asarray(im, dtype=np.float32)
-                im = Image.fromarray((arr16 / max(arr16.max(), 1) * 255).astype(np.uint8))
-                im = im.convert("RGB")
-            else:
-                im = im.convert("RGB")
-            if size is not None and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]),
-                               Image.NEAREST if mask else Image.BILINEAR)
-            arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(
-            f"could not read the image file {path}: {exc}. The file is corrupt or not an "
-            "image; re-download or re-extract the dataset, or remove that file."
-        ) from exc
-    if mask:
-        return arr > 127
-    return arr.astype(np.float32) / 255.0
-
-
-def _check_size(size):
-    if size is None:
-        return None
-    if isinstance(size, (tuple, list)) and len(size) == 2:
-        return (check_positive_int(size[0], "size[0]", 8),
-                check_positive_int(size[1], "size[1]", 8))
-    s = check_positive_int(size, "size", 8)
-    return (s, s)
-
-
-def _subsample(n_total: int, n: int | None, rng, strata: np.ndarray | None = None,
-               what: str = "images") -> np.ndarray:
-    if n is None or n >= n_total:
-        return np.arange(n_total)
-    n = check_positive_int(n, what)
-    if strata is None:
-        return np.sort(rng.choice(n_total, n, replace=False))
-    # keep the proportion of good / defective images
-    picked = []
-    groups = [np.flatnonzero(strata == v) for v in np.unique(strata)]
-    quotas = [int(round(n * len(g) / n_total)) for g in groups]
-    while sum(quotas) > n:
-        quotas[int(np.argmax(quotas))] -= 1
-    while sum(quotas) < n:
-        quotas[int(np.argmin([q - len(g) for q, g in zip(quotas, groups)]))] += 1
-    for g, q in zip(groups, quotas):
-        picked.append(rng.choice(g, min(q, len(g)), replace=False))
-    return np.sort(np.concatenate(picked))
+    return [p.name for p in list_folders(root)
+            if (p / "train" / "good").is_dir() and (p / "test").is_dir()]
 
 
 def load(category: str, root=None, size=256, n_train: int | None = None,
@@ -189,7 +134,8 @@ def load(category: str, root=None, size=256, n_train: int | None = None,
         ``ADKIT_MVTEC_ROOT``.
     size : int, (int, int) or None, default 256
         Images are resized to ``size x size`` (bilinear, PIL) and masks with nearest
-        neighbour; None keeps the native resolution (700 to 1024 px for MVTec AD).
+        neighbour; None keeps the native resolution (700 to 1024 px for MVTec AD; all
+        images must then have one size).
     n_train, n_test : int or None
         Read only that many images, drawn at random (with ``seed``); the test subset
         keeps the proportion of good and defective images. None reads all.
@@ -203,7 +149,18 @@ def load(category: str, root=None, size=256, n_train: int | None = None,
         Grayscale categories (grid, screw, zipper) are converted to RGB. Test images
         are ordered ``good`` first, then by defect folder; ``names`` are
         ``"<defect>/<file stem>"`` and ``defect_types`` the folder names.
+
+    Notes
+    -----
+    Files are read by the rules of :mod:`adkit.data.files`: 16-bit files scaled by
+    65535, float TIFFs as they are (in [0, 1]), any non-zero mask pixel is defect, a
+    mask must have its image's size, hidden files (``._000.png``) are skipped. A
+    defect folder without ``ground_truth/<defect>/`` (or with an empty one) loads with
+    ``test.has_mask`` False for its images and a :class:`MissingMaskWarning`; one
+    missing mask inside an existing ``ground_truth/<defect>/`` is an error.
     """
+    n_train = check_count(n_train, "n_train")
+    n_test = check_count(n_test, "n_test")
     root = _resolve_root(root)
     if not root.is_dir():
         raise _layout_error(f"the MVTec AD root folder {root} does not exist.")
@@ -217,126 +174,212 @@ def load(category: str, root=None, size=256, n_train: int | None = None,
             + (f"Categories found under {root}: {found}." if found else
                f"No category folder found under {root} at all (MVTec AD categories are "
                f"{list(CATEGORIES)})."))
-    size = _check_size(size)
+    size = check_size(size)
     rng = check_seed(seed)
     train_dir, test_dir, gt_dir = base / "train" / "good", base / "test", base / "ground_truth"
     if not train_dir.is_dir():
         raise _layout_error(f"the training folder {train_dir} is missing.")
-    train_files = _images_in(train_dir)
+    train_files = list_images(train_dir)
     if not train_files:
-        raise _layout_error(f"the training folder {train_dir} holds no image (.png) file.")
+        raise _layout_error(f"the training folder {train_dir} holds no image file "
+                            f"({', '.join(IMAGE_EXTENSIONS)}).")
     if not test_dir.is_dir():
         raise _layout_error(f"the test folder {test_dir} is missing.")
-    defects = sorted(p.name for p in test_dir.iterdir() if p.is_dir())
+    defects = [p.name for p in list_folders(test_dir)]
     if not defects:
         raise _layout_error(f"the test folder {test_dir} has no sub-folder (good/ and one "
                             "folder per defect type).")
     defects = (["good"] if "good" in defects else []) + [d for d in defects if d != "good"]
-    test_files: list[tuple[str, Path, Path | None]] = []
+    entries: list[Entry] = []
     for d in defects:
-        files = _images_in(test_dir / d)
+        files = list_images(test_dir / d)
+        if d == "good":
+            entries += [Entry(f, 0, d, f"{d}/{f.stem}") for f in files]
+            continue
+        folder = gt_dir / d
+        mask_files = list_images(folder) if folder.is_dir() else []
+        by_stem = index_by_stem(mask_files)
         for f in files:
-            mask = None
-            if d != "good":
-                mask = gt_dir / d / f"{f.stem}_mask.png"
-                if not mask.is_file():
-                    alt = sorted((gt_dir / d).glob(f"{f.stem}_mask.*")) \
-                        if (gt_dir / d).is_dir() else []
-                    if not alt:
-                        raise _layout_error(
-                            f"the ground-truth mask {mask} of the defective test image {f} "
-                            "is missing.")
-                    mask = alt[0]
-            test_files.append((d, f, mask))
-    if not test_files:
+            if not mask_files:      # no ground truth for this defect type: unknown masks
+                entries.append(Entry(f, 1, d, f"{d}/{f.stem}", None, has_mask=False))
+                continue
+            mask = find_mask(f, by_stem, folder)
+            if mask is None:
+                raise _layout_error(
+                    f"the ground-truth mask {folder / (f.stem + '_mask.png')} of the "
+                    f"defective test image {f} is missing.")
+            entries.append(Entry(f, 1, d, f"{d}/{f.stem}", mask))
+    if not entries:
         raise _layout_error(f"the test folders under {test_dir} hold no image file.")
 
-    labels_all = np.array([d != "good" for d, _, _ in test_files], np.int64)
-    sel_train = _subsample(len(train_files), n_train, rng, what="n_train")
-    sel_test = _subsample(len(test_files), n_test, rng, labels_all, what="n_test")
-
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(sel_train) + len(sel_test), desc=f"reading mvtec/{category}",
-               disable=not progress, leave=False)
-    try:
-        train_imgs = []
-        for i in sel_train:
-            train_imgs.append(_read(train_files[i], size))
-            bar.update()
-        native = train_imgs[0].shape[:2]
-        imgs, masks, types, names = [], [], [], []
-        for i in sel_test:
-            d, f, m = test_files[i]
-            im = _read(f, size)
-            imgs.append(im)
-            if m is None:
-                masks.append(np.zeros(im.shape[:2], bool))
-            else:
-                mk = _read(m, size, mask=True)
-                if mk.shape != im.shape[:2]:
-                    raise ValueError(
-                        f"the mask {m} is {mk.shape[1]}x{mk.shape[0]} but its image {f} is "
-                        f"{im.shape[1]}x{im.shape[0]}: a mask must match its image.")
-                masks.append(mk)
-            types.append(d)
-            names.append(f"{d}/{f.stem}")
-            bar.update()
-    finally:
-        bar.close()
-    shapes = {a.shape for a in train_imgs + imgs}
-    if len(shapes) > 1:
-        raise ValueError(
-            f"the images of {base} have different sizes {sorted(shapes)[:2]}...: pass "
-            f"size= (e.g. size=256) to resize them all (native size of the first: {native}).")
-    train = Split(np.stack(train_imgs), None, np.zeros(len(train_imgs), np.int64),
-                  ["good"] * len(train_imgs), [f"good/{train_files[i].stem}" for i in sel_train])
-    labels = np.array([t != "good" for t in types], np.int64)
-    test = Split(np.stack(imgs), np.stack(masks), labels, types, names)
+    labels_all = np.array([e.label for e in entries], np.int64)
+    sel_train = subsample(len(train_files), n_train, rng)
+    sel_test = subsample(len(entries), n_test, rng, labels_all)
+    train = read_split([Entry(train_files[i], 0, "good", f"good/{train_files[i].stem}")
+                        for i in sel_train], size, progress, f"reading mvtec/{category} train")
+    test = read_split([entries[i] for i in sel_test], size, progress,
+                      f"reading mvtec/{category} test",
+                      shape=train.size if size is None else None)
+    warn_missing_masks(test, f"no folder with masks under {gt_dir}")
     return train, test
 
 
 # -- download --------------------------------------------------------------------------
 
+#: SHA-256 of archives, by URL, checked after each download. MVTec publishes no
+#: checksums beside its download links (as far as adkit knows), so this table is empty;
+#: pass ``sha256=`` to :func:`download` to check an archive against a value you trust.
+SHA256: dict[str, str] = {}
+
+_HAND = ("or download MVTec AD by hand from "
+         "https://www.mvtec.com/company/research/datasets/mvtec-ad, extract it and pass "
+         f"root= (or set {ENV_VAR}).")
+
+
+class DownloadError(ConnectionError):
+    """A download failed (unreachable, HTTP error, stalled, too slow, truncated, wrong
+    checksum); the message names the URL and what to do."""
+
+
 def _present(root: Path, category: str) -> bool:
     base = root / category
     try:
-        return (any(_images_in(base / "train" / "good")) and (base / "test").is_dir()
-                and any(p.is_dir() for p in (base / "test").iterdir()))
-    except FileNotFoundError:
+        return (any(list_images(base / "train" / "good")) and (base / "test").is_dir()
+                and any(list_folders(base / "test")))
+    except (FileNotFoundError, NotADirectoryError):
         return False
 
 
-def _fetch(url: str, dest: Path, progress: bool) -> None:
+def _part_paths(url: str, root: Path) -> tuple[Path, Path]:
+    """The resumable ``.part`` file of ``url`` in ``root`` and its JSON side file."""
+    name = PurePosixPath(urllib.request.urlparse(url).path).name or "archive"
+    tag = hashlib.sha1(url.encode()).hexdigest()[:10]
+    part = root / f".adkit-{name}-{tag}.part"
+    return part, part.with_name(part.name + ".json")
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``"bytes 100-199/1000"`` → (100, 1000); ``"bytes */1000"`` → (None, 1000)."""
+    m = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value or "")
+    if not m:
+        return None, None
+    start = int(m.group(1)) if m.group(1) is not None else None
+    total = int(m.group(2)) if m.group(2) != "*" else None
+    return start, total
+
+
+def _fetch(url: str, part: Path, meta_path: Path, progress: bool, deadline_at: float,
+           deadline: float, stall_timeout: float) -> None:
+    """Download ``url`` into ``part``, continuing a previous ``.part`` of the same URL
+    (HTTP Range, with If-Range so a changed file restarts from zero)."""
     from tqdm.auto import tqdm
     try:
-        resp = urllib.request.urlopen(url, timeout=60)
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except (OSError, ValueError):
+        meta = {}
+    have = part.stat().st_size if part.is_file() and meta.get("url") == url else 0
+    total = meta.get("length") if have else None
+    if have and total == have:
+        return                                   # complete from an earlier call
+    headers = {"User-Agent": "adkit (python urllib)"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+        etag = meta.get("etag")
+        validator = etag if etag and not etag.startswith("W/") else meta.get("last_modified")
+        if validator:
+            headers["If-Range"] = validator
+
+    def resume(got: int) -> str:
+        return (f"{part} keeps the {got} bytes received: call download() again to "
+                "continue from there, ")
+    left = deadline_at - time.monotonic()
+    if left <= 0:
+        raise DownloadError(f"the download of {url} did not finish within deadline="
+                            f"{deadline:g} s. " + resume(have)
+                            + "or pass a larger deadline=.")
+    timeout = min(stall_timeout, left)
+    try:
+        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                      timeout=timeout)
     except urllib.error.HTTPError as exc:
-        raise ConnectionError(
-            f"downloading {url} failed: HTTP {exc.code} {exc.reason}. Download MVTec AD "
-            "by hand from https://www.mvtec.com/company/research/datasets/mvtec-ad, extract "
-            f"it and pass root= (or set {ENV_VAR}).") from exc
+        if exc.code == 416 and have:             # the part may already be complete
+            _, whole = _content_range(exc.headers.get("Content-Range"))
+            if whole == have:
+                return
+            part.unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+            return _fetch(url, part, meta_path, progress, deadline_at, deadline,
+                          stall_timeout)
+        raise DownloadError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}. "
+                            "Check the URL, " + _HAND) from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise ConnectionError(
-            f"could not reach {url} ({getattr(exc, 'reason', exc)}). Check the network, or "
-            "download MVTec AD by hand from "
-            "https://www.mvtec.com/company/research/datasets/mvtec-ad, extract it and pass "
-            f"root= (or set {ENV_VAR}).") from exc
+        raise DownloadError(f"could not reach {url} ({getattr(exc, 'reason', exc)}). "
+                            "Check the network, " + _HAND) from exc
     with resp:
-        total = resp.headers.get("Content-Length")
-        total = int(total) if total and total.isdigit() else None
+        if resp.status == 206 and have:
+            start, total = _content_range(resp.headers.get("Content-Range"))
+            if start != have:
+                raise DownloadError(
+                    f"the server of {url} answered a resume request with the wrong part "
+                    f"({resp.headers.get('Content-Range')!r} for bytes={have}-): delete "
+                    f"{part} and call download() again.")
+            mode = "ab"
+        else:                                    # a full answer: start from zero
+            have, mode = 0, "wb"
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            meta = {"url": url, "length": total, "etag": resp.headers.get("ETag"),
+                    "last_modified": resp.headers.get("Last-Modified")}
+            meta_path.write_text(json.dumps(meta))
         name = PurePosixPath(urllib.request.urlparse(url).path).name or "archive"
-        with open(dest, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                           unit_divisor=1024, desc=name,
+        with open(part, mode) as out, tqdm(total=total, initial=have, unit="B",
+                                           unit_scale=True, unit_divisor=1024, desc=name,
                                            disable=not progress) as bar:
             while True:
-                chunk = resp.read(1 << 20)
+                try:
+                    chunk = resp.read1(1 << 16)
+                except TimeoutError as exc:      # socket.timeout: one read waited too long
+                    out.flush()
+                    if time.monotonic() >= deadline_at:
+                        raise DownloadError(
+                            f"the download of {url} did not finish within deadline="
+                            f"{deadline:g} s. " + resume(out.tell())
+                            + "or pass a larger deadline=.") from exc
+                    raise DownloadError(
+                        f"the download of {url} stalled: no data for stall_timeout="
+                        f"{stall_timeout:g} s. " + resume(out.tell())
+                        + _HAND) from exc
+                except (OSError, http.client.HTTPException) as exc:
+                    out.flush()
+                    raise DownloadError(
+                        f"the connection to {url} broke ({exc}). "
+                        + resume(out.tell()) + _HAND) from exc
                 if not chunk:
                     break
                 out.write(chunk)
                 bar.update(len(chunk))
-    if total is not None and dest.stat().st_size != total:
-        raise ConnectionError(f"the download of {url} stopped early ({dest.stat().st_size} "
-                              f"of {total} bytes): try again.")
+                if time.monotonic() >= deadline_at and (total is None
+                                                        or out.tell() < total):
+                    raise DownloadError(
+                        f"the download of {url} did not finish within deadline="
+                        f"{deadline:g} s. " + resume(out.tell())
+                        + "or pass a larger deadline=.")
+            got = out.tell()
+    if total is not None and got != total:
+        raise DownloadError(
+            f"the download of {url} stopped early: {got} of {total} bytes (the "
+            "connection was closed). " + resume(got) + _HAND)
+    if total is None:
+        meta["length"] = got
+        meta_path.write_text(json.dumps(meta))
+
+
+def _sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _safe_members(tar: tarfile.TarFile, url: str) -> list[tarfile.TarInfo]:
@@ -357,8 +400,64 @@ def _safe_members(tar: tarfile.TarFile, url: str) -> list[tarfile.TarInfo]:
     return members
 
 
+def _move_into(src: Path, dst: Path) -> None:
+    """Move the folder ``src`` to ``dst``; into an existing ``dst``, file by file
+    (files of the archive replace those of ``dst``; other files of ``dst`` stay)."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    for f in sorted(src.rglob("*")):
+        if f.is_file():
+            target = dst / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, target)
+
+
+def _extract(archive: Path, root: Path, wanted: list[str], url: str, force: bool) -> None:
+    """Extract the ``wanted`` category folders of ``archive`` (and its top-level files
+    that ``root`` does not have yet) into ``root``; nothing else is touched."""
+    if not tarfile.is_tarfile(archive):
+        raise ValueError(f"the file downloaded from {url} is not a tar archive "
+                         "(expected .tar.xz): check the URL.")
+    with tarfile.open(archive, "r:*") as tar:
+        members = _safe_members(tar, url)
+        tops = {PurePosixPath(m.name.replace("\\", "/")).parts[0]
+                for m in members if PurePosixPath(m.name).parts}
+        # one wrapping folder (e.g. mvtec_anomaly_detection/) that is no category
+        prefix = next(iter(tops)) if len(tops) == 1 and not tops & set(wanted) else ""
+        chosen, top_files = [], []
+        for m in members:
+            parts = PurePosixPath(m.name.replace("\\", "/")).parts
+            parts = parts[1:] if prefix and parts and parts[0] == prefix else parts
+            if parts and parts[0] in wanted:
+                chosen.append(m)
+            elif len(parts) == 1 and m.isfile():
+                chosen.append(m)
+                top_files.append(parts[0])
+        staging = Path(tempfile.mkdtemp(prefix=".adkit-extract-", dir=root))
+        try:
+            kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(staging, members=chosen, **kw)
+            base = staging / prefix if prefix else staging
+            for c in wanted:
+                if (base / c).is_dir():
+                    _move_into(base / c, root / c)
+            for name in top_files:              # e.g. license.txt, readme.txt
+                if force or not (root / name).exists():
+                    os.replace(base / name, root / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_sha256(value, what: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value.strip()):
+        raise ValueError(f"sha256 for {what} must be 64 hexadecimal digits, got {value!r}.")
+    return value.strip().lower()
+
+
 def download(root, categories: Sequence[str] | str | None = None, url: str = DEFAULT_URL,
-             progress: bool = True) -> Path:
+             progress: bool = True, *, force: bool = False, sha256=None,
+             deadline: float = 4 * 3600, stall_timeout: float = 60) -> Path:
     """Download and extract MVTec AD (or some of its categories) into ``root``.
 
     Please read and respect the licence first: CC BY-NC-SA 4.0 (non-commercial use,
@@ -379,16 +478,43 @@ def download(root, categories: Sequence[str] | str | None = None, url: str = DEF
         otherwise it is one archive holding the requested categories.
     progress : bool
         Show a download progress bar.
+    force : bool, default False
+        Download and extract categories already present under ``root`` too: the
+        archive's files replace those on disk (other files in the folder stay).
+    sha256 : str or dict, optional
+        The expected SHA-256 (hex) of the archive (one archive), or
+        ``{url or category: sha256}``. Defaults to :data:`SHA256` (empty: no official
+        checksum is known), else only the size is checked.
+    deadline : float, default 4 hours
+        Seconds for all the downloads of this call; when it passes, the error says how
+        much was received, and a new call continues from there.
+    stall_timeout : float, default 60
+        Seconds one read may wait for data (also the connection timeout).
 
-    Categories already present under ``root`` are skipped. An archive is streamed to
-    a temporary file in ``root``, checked to be a tar archive (``.tar``, ``.tar.gz``,
-    ``.tar.xz``), checked member by member (no absolute path, no ``..``, no link), then
-    extracted and deleted.
+    Categories already present under ``root`` (with ``train/good`` images and a
+    ``test`` folder) are skipped and never overwritten unless ``force=True``; from an
+    archive holding more categories only the requested missing ones are extracted.
+    An archive is downloaded to a hidden ``.adkit-<name>-<hash>.part`` file in
+    ``root``; an interrupted, stalled or too slow download keeps it, and the next call
+    for the same URL continues it (HTTP ``Range``; a server that ignores it sends the
+    whole file again). The size is checked against ``Content-Length``, the checksum
+    where one is known; then the file is checked to be a tar archive (``.tar``,
+    ``.tar.gz``, ``.tar.xz``) member by member (no absolute path, no ``..``, no link),
+    extracted into a hidden folder in ``root``, the categories moved into place (so a
+    half-extracted category never looks present) and the ``.part`` file deleted.
 
     Returns
     -------
     Path
         ``root``.
+
+    Raises
+    ------
+    DownloadError
+        (a ``ConnectionError``) the server cannot be reached, answers an HTTP error,
+        stalls, the deadline passes, the transfer is truncated or the checksum differs.
+    ValueError
+        the file is not a safe tar archive.
     """
     if root is None:
         raise TypeError("root must be the folder to download into, e.g. '~/data/mvtec'.")
@@ -396,44 +522,61 @@ def download(root, categories: Sequence[str] | str | None = None, url: str = DEF
     if isinstance(categories, str):
         categories = [categories]
     wanted = list(CATEGORIES) if categories is None else list(categories)
+    bad = [c for c in wanted if not isinstance(c, str) or not c or "/" in c or c.startswith(".")]
+    if bad:
+        raise TypeError(f"categories must be folder names such as 'bottle', got {bad}.")
     unknown = [c for c in wanted if c not in CATEGORIES]
     if url == DEFAULT_URL and unknown:
         raise ValueError(f"unknown MVTec AD categor{'y' if len(unknown) == 1 else 'ies'} "
                          f"{unknown}: choose among {list(CATEGORIES)}.")
-    missing = [c for c in wanted if not _present(root, c)]
-    if not missing:
+    check_in_range(deadline, "deadline", 0, None, low_inclusive=False)
+    check_in_range(stall_timeout, "stall_timeout", 0, None, low_inclusive=False)
+    todo = wanted if force else [c for c in wanted if not _present(root, c)]
+    if not todo:
         return root
     root.mkdir(parents=True, exist_ok=True)
 
     if url == DEFAULT_URL and categories is not None:
-        jobs = [(CATEGORY_URLS[c], [c]) for c in missing]
+        jobs = [(CATEGORY_URLS[c], [c]) for c in todo]
     elif "{category}" in url:
-        jobs = [(url.format(category=c), [c]) for c in missing]
+        jobs = [(url.format(category=c), [c]) for c in todo]
     else:
-        jobs = [(url, missing)]
+        jobs = [(url, todo)]
+    sums = dict(SHA256)
+    if isinstance(sha256, dict):
+        for key, value in sha256.items():
+            for src, expect in jobs:
+                if key == src or key in expect:
+                    sums[src] = value
+    elif sha256 is not None:
+        if len(jobs) > 1:
+            raise ValueError(f"sha256= is one checksum but {len(jobs)} archives are to be "
+                             "downloaded: give a dict {category or url: sha256}.")
+        sums[jobs[0][0]] = sha256
+    sums = {k: _check_sha256(v, k) for k, v in sums.items()}
+    deadline_at = time.monotonic() + float(deadline)
     for src, expect in jobs:
-        _download_archive(src, root, progress)
+        part, meta = _part_paths(src, root)
+        _fetch(src, part, meta, progress, deadline_at, float(deadline), float(stall_timeout))
+        try:
+            if src in sums:
+                got = _sha256_of(part)
+                if got != sums[src]:
+                    raise DownloadError(
+                        f"the file downloaded from {src} has SHA-256 {got}, expected "
+                        f"{sums[src]}: it is corrupt or not the expected archive. It was "
+                        "deleted; call download() again, " + _HAND)
+            _extract(part, root, expect, src, force)
+        except (ValueError, DownloadError):
+            # a complete file that is wrong: resuming it cannot help
+            part.unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
+            raise
+        part.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
         still = [c for c in expect if not _present(root, c)]
         if still:
             raise _layout_error(
                 f"the archive {src} was extracted into {root} but did not provide the "
                 f"categor{'y' if len(still) == 1 else 'ies'} {still}.")
     return root
-
-
-def _download_archive(url: str, root: Path, progress: bool) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".adkit-download-", suffix=".part", dir=root)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        _fetch(url, tmp, progress)
-        if not tarfile.is_tarfile(tmp):
-            raise ValueError(f"the file downloaded from {url} is not a tar archive "
-                             "(expected .tar.xz): check the URL.")
-        with tarfile.open(tmp, "r:*") as tar:
-            members = _safe_members(tar, url)
-            kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(root, members=members, **kw)
-    finally:
-        tmp.unlink(missing_ok=True)
-
