@@ -496,19 +496,28 @@ class Estimator:
         if not isinstance(d["params"], dict):
             raise ModelFileError(f"the parameters of {cls.__name__} are a "
                                  f"{type(d['params']).__name__}, not a dict")
+
+        def part(key, spec):  # a nested estimator: class and parameters (state: ours)
+            if not isinstance(spec, dict):
+                raise ModelFileError(f"the parameter {key!r} of {cls.__name__} holds a "
+                                     f"{type(spec).__name__}, not an estimator entry")
+            return Estimator._from_dict({**spec, "state": None}, v1)
+
         params = {}
         for k, v in d["params"].items():
             if isinstance(v, dict) and "__estimator__" in v:
-                v = Estimator._from_dict(v["__estimator__"], v1)
+                v = part(k, v["__estimator__"])
             elif isinstance(v, dict) and "__estimators__" in v:
                 if not isinstance(v["__estimators__"], list):
                     raise ModelFileError(f"the parameter {k!r} of {cls.__name__} is not a "
                                          "list of estimators")
-                v = [Estimator._from_dict(x, v1) for x in v["__estimators__"]]
+                v = [part(k, x) for x in v["__estimators__"]]
             params[k] = v
         try:
             obj = cls(**params)
-        except (TypeError, ValueError) as e:
+        except MemoryError:
+            raise
+        except Exception as e:  # the constructor's own validation (or worse)
             raise ModelFileError(f"its parameters do not make a {cls.__name__} "
                                  f"({type(e).__name__}: {e})") from e
         state = d.get("state")
@@ -535,11 +544,13 @@ class Estimator:
         header = {"format": _FORMAT, "adkit_version": __version__, **d, "state": meta}
         arrays = {f"s/{k}": v for k, v in arrays.items()}
         header_bytes = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        folder = os.path.dirname(os.path.abspath(path))
+        # through a symbolic link, replace the file it points to (not the link)
+        target = os.path.realpath(path) if os.path.islink(path) else os.path.abspath(path)
+        folder = os.path.dirname(target)
         os.makedirs(folder, exist_ok=True)
         # a new name in the same folder (so the rename stays on one file system),
         # created with the usual permissions (umask), unlike mkstemp's 0600
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                      0o666)
         try:
@@ -547,7 +558,7 @@ class Estimator:
                 np.savez_compressed(fh, __header__=header_bytes, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             try:
                 os.unlink(tmp)

@@ -204,11 +204,18 @@ def test_save_replaces_the_file_with_the_usual_permissions(tmp_path):
     path = ReferenceGaussian().fit(x).save(tmp_path / "ref")
     ReferenceGaussian(sigma_min=0.1).fit(x[:, :8, :8]).save(path)
     assert ReferenceGaussian.load(path).image_size_ == (8, 8)
-    assert os.listdir(tmp_path) == ["ref.npz"]
+    assert os.listdir(tmp_path) == ["ref.npz"]       # replaced, no temporary file left
     umask = os.umask(0)
     os.umask(umask)
     if sys.platform != "win32":
         assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+        # through a symbolic link the file it points to is replaced, the link kept
+        (tmp_path / "sub").mkdir()
+        link = tmp_path / "sub" / "link.npz"
+        link.symlink_to(path)
+        ReferenceGaussian().fit(x).save(link)
+        assert link.is_symlink() and ReferenceGaussian.load(path).image_size_ == (16, 16)
+        assert sorted(os.listdir(tmp_path)) == ["ref.npz", "sub"]
 
 
 # -- 3. clear errors on bad files -------------------------------------------------------
@@ -340,6 +347,10 @@ CASES = {
         h, ["params", "sigma_min"], -1.0)), "sigma_min"),
     "unknown_param": ("ref", lambda s, d: _edit(s, d, header=lambda h: _with(
         h, ["params", "bogus"], 1)), "bogus"),
+    "state_not_a_dict": ("ref", lambda s, d: _edit(s, d, header=lambda h: dict(h, state=5)),
+                         "not a dict"),
+    "nested_entry_not_a_dict": ("pipe", lambda s, d: _edit(s, d, header=lambda h: _with(
+        h, ["params", "steps"], {"__estimators__": [5]})), "not an estimator entry"),
     "image_size_not_ints": ("ref", lambda s, d: _edit(s, d, header=lambda h: _with(
         h, ["state", "image_size"], ["16", 16])), "image_size"),
     "wrong_shape": ("ref", lambda s, d: _edit(s, d, arrays=lambda a: dict(
@@ -358,6 +369,8 @@ CASES = {
     "pipeline_missing_step": ("pipe", lambda s, d: _edit(s, d, header=lambda h: _with(
         h, ["state", "model", "__dict__", "steps", "__dict__"],
         {"0": h["state"]["model"]["__dict__"]["steps"]["__dict__"]["0"]})), "entries"),
+    "pipeline_sizes_differ": ("pipe", lambda s, d: _edit(s, d, header=lambda h: _with(
+        h, ["state", "image_size"], [16, 17])), "fitted on"),
     "calibration_curve": ("cal", lambda s, d: _edit(s, d, arrays=lambda a: dict(
         a, **{"s/model/curve/nfa": a["s/model/curve/nfa"][::-1].copy()})), "non-increasing"),
     "network_weight_shape": ("n2n", lambda s, d: _edit(s, d, arrays=_halve_a_conv),

@@ -81,6 +81,9 @@ class Calibrated(Detector):
     def _set_state(self, state):
         from ..estimator import ModelFileError, state_array, state_dict
         self.detector._import_state(state_dict(state, "detector"))
+        if self.detector.image_size_ != self.image_size_:
+            raise ModelFileError(f"its detector was fitted on {self.detector.image_size_} "
+                                 f"images, the calibration on {self.image_size_}")
         curve = state_dict(state, "curve")
         levels = state_array(curve, "levels", shape=(None,), dtype=np.float64)
         nfa = state_array(curve, "nfa", shape=levels.shape, dtype=np.float64, min_value=0.0)

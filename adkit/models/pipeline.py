@@ -68,11 +68,14 @@ class Pipeline(Detector):
                 "detector": self.detector._export_state()}
 
     def _set_state(self, state):
-        from ..estimator import state_dict
+        from ..estimator import ModelFileError, state_dict
         steps = state_dict(state, "steps", [str(i) for i in range(len(self.steps))])
         for i, s in enumerate(self.steps):
             s._import_state(steps[str(i)])
         self.detector._import_state(state_dict(state, "detector"))
+        if self.detector.image_size_ != self.image_size_:  # the steps keep the size
+            raise ModelFileError(f"its detector was fitted on {self.detector.image_size_} "
+                                 f"images, the pipeline on {self.image_size_}")
 
     def __repr__(self):
         return f"Pipeline(steps={self.steps!r}, detector={self.detector!r})"
