@@ -272,17 +272,18 @@ class AESc(Detector):
             "reconstruction": rec, "mc_mean": mc_mean.astype(np.float32)})
 
     # -- persistence --------------------------------------------------------------------
-    def _state_dict(self) -> dict:
+    def _get_state(self) -> dict:
         return {"net": {k: v.detach().cpu() for k, v in self.net_.state_dict().items()},
                 "history": [float(v) for v in self.history_]}
 
-    def _load_state_dict(self, state: dict) -> None:
-        import torch
+    def _set_state(self, state: dict) -> None:
+        from ..estimator import load_module_state, state_floats
+        history = state_floats(state, "history", default=[])
         net = self._build()
-        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state["net"].items()})
+        load_module_state(net, state, "net")
         net.eval()
         self.net_ = net
-        self.history_ = list(state.get("history", []))
+        self.history_ = history
 
 
 # -- benchmark ----------------------------------------------------------------------------

@@ -10,8 +10,10 @@ Every method of adkit follows one contract, in the spirit of scikit-learn::
     det.save("knn.npz"); adkit.models.KNN.load("knn.npz")
 
 A subclass implements ``_fit(images)`` and ``_predict(images) -> AnomalyResult`` on
-validated float32 (N, H, W, 3) arrays, plus ``_state_dict()`` / ``_load_state_dict()``
-for saving. Input validation, the fitted check and the size check live here, once.
+validated float32 (N, H, W, 3) arrays, plus the state hooks of every estimator,
+``_get_state()`` / ``_set_state(state)`` (:mod:`adkit.estimator`), for saving. Input
+validation, the fitted check, the size check and the training image size (saved
+beside the hooks' state) live here, once.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..checks import check_images, check_same_size
-from ..estimator import Estimator
+from ..estimator import Estimator, ModelFileError, state_dict, state_ints
 
 __all__ = ["Detector", "FeatureDetector", "AnomalyResult"]
 
@@ -131,7 +133,7 @@ class Detector(Estimator):
         x = check_images(images, "train images", min_count=self._min_train)
         self.image_size_ = tuple(int(s) for s in x.shape[1:3])
         self._fit(x)
-        self.fitted_ = True
+        self._mark_fitted()
         return self
 
     def predict(self, images: Any) -> AnomalyResult:
@@ -159,20 +161,23 @@ class Detector(Estimator):
     def _predict(self, images: np.ndarray) -> AnomalyResult:  # pragma: no cover
         raise NotImplementedError
 
-    def _state_dict(self) -> dict:  # pragma: no cover - abstract
-        """The fitted state: nested dict of arrays / tensors / numbers / strings."""
-        raise NotImplementedError
+    # the state hooks _get_state / _set_state are those of every Estimator; the
+    # training image size is saved beside them, here, once (set before _set_state,
+    # so a hook can check its arrays against it)
+    def _export_state(self) -> dict:
+        return {"image_size": list(self.image_size_), "model": self._get_state()}
 
-    def _load_state_dict(self, state: dict) -> None:  # pragma: no cover - abstract
-        """Restore what :meth:`_state_dict` returned."""
-        raise NotImplementedError
-
-    def _get_state(self) -> dict:
-        return {"image_size": list(self.image_size_), "model": self._state_dict()}
-
-    def _set_state(self, state: dict) -> None:
-        self.image_size_ = tuple(state["image_size"])
-        self._load_state_dict(state["model"])
+    def _import_state(self, state) -> None:
+        if not isinstance(state, dict):
+            raise ModelFileError(f"the saved state of {type(self).__name__} is a "
+                                 f"{type(state).__name__}, not a dict")
+        try:
+            size = state_ints(state, "image_size", length=2, minimum=1)
+            model = state_dict(state, "model")
+        except ModelFileError as e:
+            raise ModelFileError(f"{type(self).__name__}: {e.problem}", hint=e.hint) from None
+        self.image_size_ = tuple(size)
+        super()._import_state(model)
 
 
 class FeatureDetector(Detector):
@@ -189,7 +194,7 @@ class FeatureDetector(Detector):
         ``image_size`` (H, W); returns self."""
         self.fit_features_(feats)
         self.image_size_ = tuple(int(v) for v in image_size)
-        self.fitted_ = True
+        self._mark_fitted()
         return self
 
     def predict_features(self, feats: dict) -> AnomalyResult:

@@ -75,10 +75,26 @@ class Calibrated(Detector):
         check_in_range(eps, "eps", 0.0, None, low_inclusive=False)
         return self.curve_.threshold(eps)
 
-    def _state_dict(self):
-        return {"detector": self.detector._get_state(), "curve": self.curve_.state()}
+    def _get_state(self):
+        return {"detector": self.detector._export_state(), "curve": self.curve_.state()}
 
-    def _load_state_dict(self, state):
-        self.detector._set_state(state["detector"])
-        self.detector.fitted_ = True
-        self.curve_ = FalseAlarmCurve.from_state(state["curve"])
+    def _set_state(self, state):
+        from ..estimator import ModelFileError, state_array, state_dict
+        self.detector._import_state(state_dict(state, "detector"))
+        if self.detector.image_size_ != self.image_size_:
+            raise ModelFileError(f"its detector was fitted on {self.detector.image_size_} "
+                                 f"images, the calibration on {self.image_size_}")
+        curve = state_dict(state, "curve")
+        levels = state_array(curve, "levels", shape=(None,), dtype=np.float64)
+        nfa = state_array(curve, "nfa", shape=levels.shape, dtype=np.float64, min_value=0.0)
+        # (a, b, top, n_images); a is -inf for a curve without any detection
+        tail = state_array(curve, "tail", shape=(4,), dtype=np.float64, finite=False)
+        if len(levels) < 1 or np.any(np.diff(levels) < 0) or np.any(np.diff(nfa) > 0):
+            raise ModelFileError("the saved false-alarm curve is not a non-increasing "
+                                 "function of increasing thresholds")
+        a, b, top, n = tail
+        if np.isnan(a) or a == np.inf or not (np.isfinite(b) and b > 0 and np.isfinite(top)) \
+                or not (n >= 1 and n == int(n)):
+            raise ModelFileError(f"the saved false-alarm curve has a bad tail {tail.tolist()}")
+        self.curve_ = FalseAlarmCurve.from_state({"levels": levels, "nfa": nfa,
+                                                  "tail": tail})

@@ -394,22 +394,39 @@ class Gaussian(FeatureDetector):
         return AnomalyResult(maps.cpu().numpy(), scores.astype(np.float32), extras=extras)
 
     # -- state --------------------------------------------------------------------
-    def _state_dict(self):
+    def _get_state(self):
         img = {str(s): {k: (np.asarray(v) if not isinstance(v, float) else v)
                         for k, v in m.items()} for s, m in self.image_model_.items()}
         mp = {str(s): {"mean": m["mean"], "precision": m["precision"]}
               for s, m in self.map_model_.items()}
         return {"image": img, "map": mp}
 
-    def _load_state_dict(self, state):
+    def _set_state(self, state):
         import torch
-        self.image_model_ = {
-            int(s): {"mean": np.asarray(m["mean"], np.float64),
-                     "components": np.asarray(m["components"], np.float64),
-                     "precision": np.asarray(m["precision"], np.float64),
-                     "shrinkage": float(m["shrinkage"])}
-            for s, m in state["image"].items()}
-        self.map_model_ = {
-            int(s): {"mean": torch.from_numpy(np.asarray(m["mean"], np.float32)),
-                     "precision": torch.from_numpy(np.asarray(m["precision"], np.float32))}
-            for s, m in state["map"].items()}
+
+        from ..estimator import ModelFileError, state_array, state_dict, state_float
+        image = state_dict(state, "image", [str(s) for s in self.strides])
+        maps = state_dict(state, "map", [str(s) for s in self.map_strides])
+        self.image_model_, channels = {}, {}
+        for s in self.strides:
+            m = state_dict(image, str(s))
+            mean = state_array(m, "mean", shape=(None,), dtype=np.float64)
+            comp = state_array(m, "components", shape=(len(mean), None), dtype=np.float64)
+            k = comp.shape[1]
+            self.image_model_[s] = {
+                "mean": mean, "components": comp,
+                "precision": state_array(m, "precision", shape=(k, k), dtype=np.float64),
+                "shrinkage": state_float(m, "shrinkage", minimum=0.0, maximum=1.0)}
+            channels[s] = len(mean)
+        self.map_model_ = {}
+        H, W = self.image_size_
+        for s in self.map_strides:
+            m = state_dict(maps, str(s))
+            mean = state_array(m, "mean", shape=(None, None, channels.get(s)))
+            h, w, c = mean.shape
+            if abs(h - H / s) > 1 or abs(w - W / s) > 1:
+                raise ModelFileError(f"the saved map model of stride {s} is {h}x{w} "
+                                     f"positions, not that of {H}x{W} images")
+            prec = state_array(m, "precision", shape=(h, w, c, c))
+            self.map_model_[s] = {"mean": torch.from_numpy(mean),
+                                  "precision": torch.from_numpy(prec)}

@@ -539,7 +539,7 @@ class KNN(FeatureDetector):
         return AnomalyResult(maps.cpu().numpy(), scores, extras=extras)
 
     # -- state --------------------------------------------------------------------
-    def _state_dict(self):
+    def _get_state(self):
         st = {"bank": self.bank_, "grid": [int(g) for g in self.grid_]}
         if self.projection_ is not None:
             st["projection"] = self.projection_
@@ -547,13 +547,24 @@ class KNN(FeatureDetector):
             st["image_bank"] = self.image_bank_
         return st
 
-    def _load_state_dict(self, state):
-        self.bank_ = np.ascontiguousarray(state["bank"], dtype=np.float32)
-        self.grid_ = tuple(int(g) for g in state["grid"])
-        self.projection_ = (np.asarray(state["projection"], np.float32)
-                            if "projection" in state else None)
-        if "image_bank" in state:
-            self.image_bank_ = np.asarray(state["image_bank"], np.float32)
+    def _set_state(self, state):
+        from ..estimator import ModelFileError, state_array, state_ints
+        h, w = self.grid_ = tuple(state_ints(state, "grid", length=2, minimum=1))
+        (H, W), s = self.image_size_, min(self.strides)
+        if abs(h - H / s) > 1 or abs(w - W / s) > 1:
+            raise ModelFileError(f"the saved patch grid {h}x{w} is not that of {H}x{W} "
+                                 f"images at stride {s}")
+        self.bank_ = state_array(state, "bank", shape=(None, self.projection))
+        if len(self.bank_) == 0:
+            raise ModelFileError("the saved memory bank 'bank' is empty")
+        self.projection_ = (state_array(state, "projection", shape=(None, self.projection))
+                            if self.projection is not None else None)
+        if self.mode == "spade":
+            self.image_bank_ = state_array(state, "image_bank", shape=(None, None))
+            if len(self.bank_) != len(self.image_bank_) * h * w:
+                raise ModelFileError(
+                    f"the saved bank holds {len(self.bank_)} patches, not the {h}x{w} "
+                    f"patches of each of the {len(self.image_bank_)} images of 'image_bank'")
         self.timings_ = {}
         self._index = None
 

@@ -63,16 +63,19 @@ class Pipeline(Detector):
         extras = dict(res.extras, normalized_images=x)
         return AnomalyResult(maps, res.scores, log_nfa, res.threshold, extras)
 
-    def _state_dict(self):
-        return {"steps": {str(i): s._get_state() for i, s in enumerate(self.steps)},
-                "detector": self.detector._get_state()}
+    def _get_state(self):
+        return {"steps": {str(i): s._export_state() for i, s in enumerate(self.steps)},
+                "detector": self.detector._export_state()}
 
-    def _load_state_dict(self, state):
+    def _set_state(self, state):
+        from ..estimator import ModelFileError, state_dict
+        steps = state_dict(state, "steps", [str(i) for i in range(len(self.steps))])
         for i, s in enumerate(self.steps):
-            s._set_state(state["steps"][str(i)])
-            s.fitted_ = True
-        self.detector._set_state(state["detector"])
-        self.detector.fitted_ = True
+            s._import_state(steps[str(i)])
+        self.detector._import_state(state_dict(state, "detector"))
+        if self.detector.image_size_ != self.image_size_:  # the steps keep the size
+            raise ModelFileError(f"its detector was fitted on {self.detector.image_size_} "
+                                 f"images, the pipeline on {self.image_size_}")
 
     def __repr__(self):
         return f"Pipeline(steps={self.steps!r}, detector={self.detector!r})"

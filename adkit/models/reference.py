@@ -76,9 +76,11 @@ class ReferenceGaussian(Detector):
         scores = smooth.reshape(len(maps), -1).max(1)
         return AnomalyResult(maps, scores, log_nfa, extras={"n_tests": n_tests})
 
-    def _state_dict(self):
+    def _get_state(self):
         return {"mean": self.mean_, "std": self.std_}
 
-    def _load_state_dict(self, state):
-        self.mean_ = np.asarray(state["mean"], np.float32)
-        self.std_ = np.asarray(state["std"], np.float32)
+    def _set_state(self, state):
+        from ..estimator import state_array
+        shape = (*self.image_size_, 3)
+        self.mean_ = state_array(state, "mean", shape=shape)
+        self.std_ = state_array(state, "std", shape=shape, positive=True)

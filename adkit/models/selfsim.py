@@ -209,7 +209,6 @@ class SelfSimilarity(Detector):
                     f"{hs}x{ws}, smaller than patch_size={self.patch_size}: use fewer scales "
                     f"(scales={tuple(range(max(1, s)))}), a smaller patch_size or larger images.")
         self.train_ = np.ascontiguousarray(images, dtype=np.float32)
-        self.image_size_ = tuple(images.shape[1:3])
         self._prepare()
         if self.h is not None:
             self.h_ = np.full(len(self.scales), self.h, np.float32)
@@ -445,12 +444,17 @@ class SelfSimilarity(Detector):
                            self.n_votes if n_votes is None else n_votes, scales)
 
     # -- save / load ----------------------------------------------------------------------
-    def _state_dict(self):
+    def _get_state(self):
         return {"train": self.train_, "h": np.asarray(self.h_, np.float32)}
 
-    def _load_state_dict(self, state):
-        self.train_ = np.asarray(state["train"], np.float32)
-        self.h_ = np.asarray(state["h"], np.float32)
+    def _set_state(self, state):
+        from ..estimator import ModelFileError, state_array
+        self.train_ = state_array(state, "train", shape=(None, *self.image_size_, 3),
+                                  min_value=0.0, max_value=1.0)
+        if len(self.train_) < self._min_train:
+            raise ModelFileError(f"the saved 'train' holds {len(self.train_)} image(s), "
+                                 f"expected at least {self._min_train}")
+        self.h_ = state_array(state, "h", shape=(len(self.scales),), positive=True)
         self._prepare()
 
 

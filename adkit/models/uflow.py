@@ -331,16 +331,20 @@ class UFlow(Detector):
         return AnomalyResult(maps, scores, log_nfa=log_nfa, extras=extras)
 
     # -- persistence ----------------------------------------------------------------
-    def _state_dict(self) -> dict:
+    def _get_state(self) -> dict:
         return {"flow": {k: v.detach().cpu() for k, v in self.net_.state_dict().items()},
                 "channels": [int(c) for c in self.net_.in_channels],
                 "history": [float(v) for v in self.history_]}
 
-    def _load_state_dict(self, state: dict) -> None:
-        import torch
-        self.net_ = self._build([int(c) for c in state["channels"]])
-        self.net_.load_state_dict({k: torch.from_numpy(np.array(v))
-                                   for k, v in state["flow"].items()})
+    def _set_state(self, state: dict) -> None:
+        from ..estimator import load_module_state, state_floats, state_ints
+        # backbone stages have at most a few thousand channels: a bound keeps a
+        # tampered file from building a network that fills the memory
+        channels = state_ints(state, "channels", length=len(self.strides), minimum=1,
+                              maximum=8192)
+        history = state_floats(state, "history", default=[])
+        self.net_ = self._build(channels)
+        load_module_state(self.net_, state, "flow")
         self.net_.eval()
         self.z_channels_ = list(self.net_.z_channels)
-        self.history_ = list(state.get("history", []))
+        self.history_ = history

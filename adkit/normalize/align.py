@@ -685,8 +685,10 @@ class Align(Transform):
         return {"reference": self.reference_, "reference_index": self.reference_index_}
 
     def _set_state(self, state: dict) -> None:
-        self.reference_ = np.asarray(state["reference"], np.float32)
-        self.reference_index_ = int(state["reference_index"])
+        from ..estimator import state_array, state_int
+        self.reference_ = state_array(state, "reference", shape=(None, None, 3),
+                                      min_value=0.0, max_value=1.0)
+        self.reference_index_ = state_int(state, "reference_index", minimum=0)
         self._template = None
 
 

@@ -158,9 +158,9 @@ class BackgroundCleanup(Transform):
 
     def transform(self, images: Any) -> np.ndarray:
         """Clean the backgrounds (no fit needed: fitted on first use)."""
-        self.fitted_ = True
+        self._mark_fitted()
         return super().transform(images)
 
     def transform_with_inverse(self, images: Any):
-        self.fitted_ = True
+        self._mark_fitted()
         return super().transform_with_inverse(images)

@@ -29,7 +29,7 @@ class Transform(Estimator):
         """Learn what the step needs from normal images; returns self."""
         x = check_images(images, "train images")
         self._fit(x)
-        self.fitted_ = True
+        self._mark_fitted()
         return self
 
     def transform(self, images: Any) -> np.ndarray:
@@ -70,6 +70,7 @@ class Transform(Estimator):
     def _inverse_maps(self, maps: np.ndarray, info) -> np.ndarray:
         return maps
 
+    # state hooks (see adkit.estimator): by default a step has nothing fitted to save
     def _get_state(self) -> dict:
         return {}
 

@@ -233,4 +233,8 @@ class Midway(Transform):
         return {"quantiles": self.quantiles_}
 
     def _set_state(self, state: dict) -> None:
-        self.quantiles_ = np.asarray(state["quantiles"], np.float32)
+        from ..estimator import ModelFileError, state_array
+        self.quantiles_ = state_array(state, "quantiles", shape=(3, self.n_quantiles),
+                                      min_value=0.0, max_value=1.0)
+        if self.quantiles_.shape[1] < 2:
+            raise ModelFileError("the saved 'quantiles' hold fewer than 2 levels")

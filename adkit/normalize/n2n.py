@@ -212,7 +212,7 @@ class N2N(Transform):
         from ..checks import check_images
         x = check_images(images, "train images", min_count=2)
         self._fit(x)
-        self.fitted_ = True
+        self._mark_fitted()
         return self
 
     def _fit(self, x: np.ndarray) -> None:
@@ -270,8 +270,9 @@ class N2N(Transform):
                 "history": [float(v) for v in self.history_]}
 
     def _set_state(self, state: dict) -> None:
-        import torch
+        from ..estimator import load_module_state, state_floats
+        history = state_floats(state, "history", default=[])
         net = self._make_net()
-        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state["net"].items()})
+        load_module_state(net, state, "net")
         self.net_ = net.eval()
-        self.history_ = list(state.get("history", []))
+        self.history_ = history
