@@ -58,9 +58,9 @@ import warnings
 
 import numpy as np
 
+from ..backbone import check_pad, check_strides, get_extractor, run_extractor
 from ..checks import check_choice, check_in_range, check_positive_int
 from .base import AnomalyResult, Detector
-from .gaussian import _crop_features
 
 __all__ = ["UFlow"]
 
@@ -144,18 +144,7 @@ class UFlow(Detector):
         if not isinstance(backbone, str):
             raise TypeError(f"backbone must be a timm model name, got {backbone!r}.")
         self.backbone = backbone
-        try:
-            strides = [check_positive_int(s, "strides") for s in strides]
-        except TypeError as e:
-            raise TypeError(f"strides must be a list of integers, got {strides!r}.") from e
-        if not strides:
-            raise ValueError("strides is empty: give at least one feature scale, e.g. (8, 16, 32).")
-        for a, b in zip(strides, strides[1:]):
-            if b != 2 * a:
-                raise ValueError(
-                    f"strides must double from one scale to the next (the U shape upsamples "
-                    f"by 2), got {list(strides)}; e.g. (8, 16, 32).")
-        self.strides = tuple(strides)
+        self.strides = check_strides(strides, "strides", doubling=True)
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self.clamp = check_in_range(clamp, "clamp", 0, None, low_inclusive=False)
         self.permutation = check_choice(permutation, "permutation", ("fixed", "conv"))
@@ -173,23 +162,12 @@ class UFlow(Detector):
         self.weight_decay = check_in_range(weight_decay, "weight_decay", 0, None)
         self.lr_end_factor = check_in_range(lr_end_factor, "lr_end_factor", 0, 1,
                                             low_inclusive=False)
-        self.pad = check_positive_int(pad, "pad", minimum=0)
-        if self.pad % max(self.strides):
-            raise ValueError(f"pad must be a multiple of the largest stride "
-                             f"{max(self.strides)} (e.g. 0 or {max(self.strides)}), got {pad}.")
+        self.pad = check_pad(pad, self.strides)
         self.seed = check_positive_int(seed, "seed", minimum=0)
         self.device = device
         self.progress = bool(progress)
 
     # -- internals ------------------------------------------------------------------
-    def _extractor(self):
-        ex = getattr(self, "_extractor_cache", None)
-        if ex is None:  # shared, frozen backbones: built once per process
-            from ..features import _get_extractor
-            ex = _get_extractor(self.backbone, self.strides, self.device)
-            self._extractor_cache = ex
-        return ex
-
     def _work_size(self, shape) -> tuple[int, int]:
         if self.size is not None:
             return (self.size, self.size)
@@ -202,28 +180,10 @@ class UFlow(Detector):
 
     def _features(self, images: np.ndarray, progress: bool = False):
         """Frozen features of numpy images, on the CPU, batch by batch."""
-        import torch
-        from torch.nn import functional as F
-        from tqdm.auto import tqdm
-
-        from ..torch_utils import to_tensor
-        ex = self._extractor()
-        size = self._work_size(images.shape[1:3])
-        out: list[list] = [[] for _ in self.strides]
-        bs = max(self.batch_size, 16)
-        with torch.no_grad():
-            for i in tqdm(range(0, len(images), bs), desc="U-Flow features",
-                          disable=not progress, leave=False):
-                x = to_tensor(images[i:i + bs], ex.device)
-                if tuple(x.shape[2:]) != size:
-                    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False,
-                                      antialias=True)
-                pad = self.pad
-                if pad:
-                    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-                for k, (s, f) in enumerate(zip(self.strides, ex(x))):
-                    out[k].append(_crop_features(f, pad, s).float().cpu())
-        return [torch.cat(o) for o in out]
+        ex = get_extractor(self.backbone, self.strides, self.device)
+        return run_extractor(ex, images, batch_size=max(self.batch_size, 16),
+                             size=self._work_size(images.shape[1:3]), pad=self.pad,
+                             progress=progress, desc="U-Flow features")
 
     def _build(self, channels):
         from ..nets.flow import UFlowNet
