@@ -36,12 +36,11 @@ change any ranking): :math:`s = \\sqrt{\\tfrac{1}{HW}\\sum_p m(p)^2}`.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..checks import check_choice, check_in_range, check_positive_int
 from ..corruptions import CORRUPTIONS, corrupt
+from ..training import train_epochs
 from .base import AnomalyResult, Detector
 
 __all__ = ["AESc", "NOTEBOOK_SETTINGS", "bench_aesc_train"]
@@ -161,7 +160,6 @@ class AESc(Detector):
     # -- training -----------------------------------------------------------------------
     def _fit(self, images: np.ndarray) -> None:
         import torch
-        from tqdm.auto import tqdm
 
         from ..torch_utils import default_device, seed_everything, to_tensor
 
@@ -181,34 +179,28 @@ class AESc(Detector):
                                                            patience=self.patience)
         n = images.shape[0]
         bs = min(self.batch_size, n)
+
+        def epoch() -> float:
+            order = rng.permutation(n)
+            total, count = 0.0, 0
+            for start in range(0, n - bs + 1, bs):  # full batches only (BatchNorm)
+                clean = images[order[start:start + bs]]
+                noisy = self._corrupt(clean, rng)
+                x, y = to_tensor(noisy, dev), to_tensor(clean, dev)
+                loss = torch.mean((self.net_(x) - y) ** 2)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(clean)
+                count += len(clean)
+            sched.step(total / count)  # reduce on plateau of the epoch loss
+            return total / count
+
         self.history_ = []
-        self.net_.train()
         label = "AESc" if self.skips else "AE"
-        bar = tqdm(range(self.epochs), desc=f"{label} ({self.corruption})",
-                   disable=not self.progress)
-        try:
-            for _ in bar:
-                order = rng.permutation(n)
-                total, count = 0.0, 0
-                for start in range(0, n - bs + 1, bs):  # full batches only (BatchNorm)
-                    clean = images[order[start:start + bs]]
-                    noisy = self._corrupt(clean, rng)
-                    x, y = to_tensor(noisy, dev), to_tensor(clean, dev)
-                    loss = torch.mean((self.net_(x) - y) ** 2)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(clean)
-                    count += len(clean)
-                self.history_.append(total / count)
-                sched.step(self.history_[-1])
-                bar.set_postfix(loss=f"{self.history_[-1]:.5f}")
-        except KeyboardInterrupt:
-            warnings.warn(f"AESc training interrupted after {len(self.history_)} epoch(s); "
-                          "the weights reached so far are kept.")
-        finally:
-            bar.close()
-        self.net_.eval()
+        train_epochs(epoch, self.epochs, net=self.net_, name="AESc",
+                     desc=f"{label} ({self.corruption})", progress=self.progress,
+                     history=self.history_, loss_format=".5f")
 
     # -- inference ----------------------------------------------------------------------
     def reconstruct(self, images) -> np.ndarray:

@@ -54,12 +54,11 @@ than a thin scratch.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..backbone import check_pad, check_strides, get_extractor, run_extractor
 from ..checks import check_choice, check_in_range, check_positive_int
+from ..training import train_epochs
 from .base import AnomalyResult, Detector
 
 __all__ = ["UFlow"]
@@ -194,7 +193,6 @@ class UFlow(Detector):
 
     def _fit(self, images: np.ndarray) -> None:
         import torch
-        from tqdm.auto import tqdm
 
         from ..nets.flow import flow_nll
         from ..torch_utils import default_device, seed_everything
@@ -213,36 +211,30 @@ class UFlow(Detector):
         sched = torch.optim.lr_scheduler.LinearLR(
             opt, start_factor=1.0, end_factor=self.lr_end_factor,
             total_iters=max(1, self.epochs * n_batches))
+
+        def epoch() -> float:
+            perm = torch.randperm(n, generator=gen)
+            total, count = 0.0, 0
+            for b in range(n_batches):
+                idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+                batch = [f[idx].to(dev) for f in feats]
+                z, log_det = self.net_(batch)
+                loss = flow_nll(z, log_det)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        "the U-Flow loss became NaN/infinite: lower lr (e.g. lr=3e-4) "
+                        "or clamp.")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()  # the linear decay, per batch
+                total += loss.item() * len(idx)
+                count += len(idx)
+            return total / count
+
         self.history_ = []
-        self.net_.train()
-        bar = tqdm(range(self.epochs), desc="U-Flow", disable=not self.progress)
-        try:
-            for _ in bar:
-                perm = torch.randperm(n, generator=gen)
-                total, count = 0.0, 0
-                for b in range(n_batches):
-                    idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
-                    batch = [f[idx].to(dev) for f in feats]
-                    z, log_det = self.net_(batch)
-                    loss = flow_nll(z, log_det)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            "the U-Flow loss became NaN/infinite: lower lr (e.g. lr=3e-4) "
-                            "or clamp.")
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    total += loss.item() * len(idx)
-                    count += len(idx)
-                self.history_.append(total / count)
-                bar.set_postfix(loss=f"{self.history_[-1]:.4f}")
-        except KeyboardInterrupt:
-            warnings.warn(f"U-Flow training interrupted after {len(self.history_)} "
-                          "epoch(s); the weights reached so far are kept.")
-        finally:
-            bar.close()
-        self.net_.eval()
+        train_epochs(epoch, self.epochs, net=self.net_, name="U-Flow",
+                     progress=self.progress, history=self.history_)
 
     def latents(self, images) -> list[np.ndarray]:
         """The latent variables of ``images``: one float32 array (N, C_s, h, w) per scale,
