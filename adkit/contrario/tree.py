@@ -55,7 +55,6 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["tree_log_nfa", "polyomino_tests", "chi2_region_log_pfa", "level_set_tree",
-           "bench_nfa_segmentation", "bench_tree",
            "LevelSetTree", "ALPHA", "BETA"]
 
 #: constants of the asymptotic count of fixed polyominoes, α β^r / r (Jensen, 2001)
@@ -384,30 +383,3 @@ def tree_log_nfa(chi2_maps, channels, shape=None, log_n_tests: float | None = No
         out = up if out is None else np.minimum(out, up)
     out = out.astype(np.float32)
     return (out, trees) if return_scales else out
-
-
-def bench_nfa_segmentation(size: int = 256, channels: int = 16, repeat: int = 3,
-                           seed: int = 0) -> float:
-    """Seconds to segment one ``size × size`` χ² map (best of ``repeat``).
-
-    The map is χ²_C noise (C = ``channels``) with a planted anomalous square; the time
-    covers the max-tree, the PFA of every node, prune + merge and the log NFA map
-    (:func:`tree_log_nfa`), the number of tests included.
-    """
-    import time
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((channels, size, size))
-    q = size // 8
-    z[:, 3 * q:4 * q, 3 * q:4 * q] *= 3.0
-    chi2 = (z ** 2).sum(0)
-    best = np.inf
-    for _ in range(max(1, int(repeat))):
-        t0 = time.perf_counter()
-        tree_log_nfa(chi2, channels)
-        best = min(best, time.perf_counter() - t0)
-    return float(best)
-
-
-def bench_tree(size: int = 256, **_) -> dict:
-    """Micro-benchmark for ``python -m adkit bench --task uflow_nfa``."""
-    return {f"nfa_segmentation_{size}_s": bench_nfa_segmentation(size)}

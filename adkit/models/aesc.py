@@ -43,7 +43,7 @@ from ..corruptions import CORRUPTIONS, corrupt
 from ..training import train_epochs
 from .base import AnomalyResult, Detector
 
-__all__ = ["AESc", "NOTEBOOK_SETTINGS", "bench_aesc_train"]
+__all__ = ["AESc"]
 
 MAPS = ("residual", "uncertainty")
 
@@ -275,60 +275,3 @@ class AESc(Detector):
         net.eval()
         self.net_ = net
         self.history_ = list(state.get("history", []))
-
-
-# -- benchmark ----------------------------------------------------------------------------
-#: the training settings of notebook 06 (and of the acceptance test): small enough to
-#: train in seconds on a laptop CPU at 64 px, the paper's architecture otherwise
-NOTEBOOK_SETTINGS = dict(category="tile", size=64, n_train=48, n_test=60, width=0.25,
-                         epochs=30, batch_size=4)
-
-
-def bench_aesc_train(category: str | None = None, size: int | None = None,
-                     epochs: int | None = None, width: float | None = None,
-                     threads: int | None = 1, **_) -> dict:
-    """Time the training of AESc + Stain (and of AESc on clean images) at the settings
-    of notebook 06 (:data:`NOTEBOOK_SETTINGS`), and the image AUROC of both.
-
-    ``threads`` fixes ``torch.set_num_threads`` (1, as in the notebook: these small
-    convolutions gain little from a second thread; ``None`` leaves torch's setting).
-    Returns wall-clock and CPU seconds and AUROCs (on a busy machine the CPU time of
-    a one-thread run is the better figure).
-    """
-    import time
-
-    import torch
-
-    from ..data import load
-    from ..metrics import image_auroc
-
-    s = dict(NOTEBOOK_SETTINGS)
-    for k, v in (("category", category), ("size", size), ("epochs", epochs), ("width", width)):
-        if v is not None:
-            s[k] = v
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        train, test = load(f"synthetic/{s['category']}", n_train=s["n_train"],
-                           n_test=s["n_test"], size=s["size"], seed=0)
-        out = {"category": s["category"], "size": s["size"], "n_train": s["n_train"],
-               "width": s["width"], "epochs": s["epochs"], "batch_size": s["batch_size"],
-               "threads": torch.get_num_threads()}
-        for corruption in ("stain", None):
-            det = AESc(corruption=corruption, width=s["width"], epochs=s["epochs"],
-                       batch_size=s["batch_size"], seed=0, progress=False)
-            c0, t0 = time.process_time(), time.perf_counter()
-            det.fit(train)
-            c1, t1 = time.process_time(), time.perf_counter()
-            res = det.predict(test)
-            t2 = time.perf_counter()
-            tag = corruption or "clean"
-            out[f"fit_{tag}_s"] = t1 - t0
-            out[f"fit_{tag}_cpu_s"] = c1 - c0  # CPU time of this process (all threads)
-            out[f"epoch_{tag}_s"] = (t1 - t0) / s["epochs"]
-            out[f"predict_{tag}_s"] = t2 - t1
-            out[f"image_auroc_{tag}"] = image_auroc(test.labels, res.scores)
-        return out
-    finally:
-        torch.set_num_threads(old)

@@ -68,7 +68,6 @@ error functions).
 """
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
@@ -79,7 +78,7 @@ from ..checks import check_choice, check_images, check_in_range, check_positive_
 from .base import Transform
 
 __all__ = ["Align", "align_affine", "warp_affine", "invert_affine", "params_to_matrix",
-           "medoid_index", "bench_align"]
+           "medoid_index"]
 
 _LOSSES = ("l2", "huber", "lorentzian")
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma, as OpenCV's grey
@@ -688,49 +687,3 @@ class Align(Transform):
         self.reference_ = np.asarray(state["reference"], np.float32)
         self.reference_index_ = int(state["reference_index"])
         self._template = None
-
-
-# -- benchmark ---------------------------------------------------------------------------
-
-def _similarity(deg: float, tx: float, ty: float, scale: float, h: int, w: int) -> np.ndarray:
-    """Rotation + scale about the image centre, then translation (pixels): (2, 3)."""
-    cx, cy, th = (w - 1) / 2, (h - 1) / 2, np.deg2rad(deg)
-    a = scale * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    t = np.array([cx, cy]) - a @ [cx, cy] + [tx, ty]
-    return np.hstack([a, t[:, None]])
-
-
-def bench_align(n: int = 100, size: int = 256, seed: int = 0, loss: str = "l2") -> dict:
-    """Time the alignment of ``n`` images of ``size`` x ``size`` onto one reference.
-
-    The reference is a synthetic pill (no pose jitter, no exposure change); the ``n``
-    images are copies of it moved by random known warps (rotation up to 10 degrees,
-    translation up to 10% of the size, scale 0.9-1.1), with a change of exposure
-    (gain 0.8-1.2, offset +-0.05) and sensor noise. Timed: :meth:`Align.transform` of
-    the n images (estimation and warping of the colour images), after ``fit``.
-
-    Returns
-    -------
-    dict with ``seconds``, ``images_per_s``, ``mean_residual_px`` (mean distance between
-    the recovered and the true position of the image corners, pixels), ``converged``
-    (fraction), ``n``, ``size``.
-    """
-    from ..data import synthetic
-    rng = np.random.default_rng(seed)
-    ref, _ = synthetic.make_one("pill", size=size, seed=seed, pose=False, exposure=False,
-                                noise=False)
-    true = np.stack([_similarity(rng.uniform(-10, 10), *rng.uniform(-0.1, 0.1, 2) * size,
-                                 rng.uniform(0.9, 1.1), size, size) for _ in range(n)])
-    images = warp_affine(np.repeat(ref[None], n, 0), invert_affine(true))
-    images = images * rng.uniform(0.8, 1.2, (n, 1, 1, 1)) + rng.uniform(-.05, .05, (n, 1, 1, 1))
-    images = np.clip(images + rng.normal(0, 0.01, images.shape), 0, 1).astype(np.float32)
-    step = Align(loss=loss, progress=False).fit(ref[None])
-    step._get_template()
-    t0 = time.perf_counter()
-    step.transform(images)
-    dt = time.perf_counter() - t0
-    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1],
-                        [size - 1, size - 1, 1.0]]).T
-    res = np.linalg.norm((step.params_ - true) @ corners, axis=1).mean()
-    return {"seconds": dt, "images_per_s": n / dt, "mean_residual_px": float(res),
-            "converged": step.converged_, "n": n, "size": size}
