@@ -31,11 +31,11 @@ def projection_matrix(d_in, d_out, seed, dtype="float32"):
 def greedy_coreset(features, ratio: float = 0.1, dim: int | None = 128, seed=0,
                    device=None, naive: bool = False, block: int = 256,
                    progress: bool = False, return_radius: bool = False):
-    """Greedy k-center coreset of a memory bank (PatchCore, Roth et al. 2022, Alg. 1).
+    r"""Greedy k-center coreset of a memory bank (PatchCore, Roth et al. 2022, Alg. 1).
 
     Starting from one random entry, repeatedly select the entry whose distance to
     the nearest selected entry is largest:
-    :math:`m_i = \\arg\\max_{m \\in M \\setminus M_C} \\min_{n \\in M_C} \\|ψ(m) − ψ(n)\\|_2`,
+    :math:`m_i = \arg\max_{m \in M \setminus M_C} \min_{n \in M_C} \|ψ(m) − ψ(n)\|_2`,
     until ``ratio`` × N entries are selected. ψ is a Johnson-Lindenstrauss random
     projection to ``dim`` dimensions (PatchCore: 128), applied when the features
     have more dimensions.
@@ -49,7 +49,7 @@ def greedy_coreset(features, ratio: float = 0.1, dim: int | None = 128, seed=0,
     exact against each new selection (``block`` distances), is above τ, it is the
     argmax over the whole bank and is selected. When it is not, the entries chosen
     during the block are applied to the whole bank at once — one matrix product
-    :math:`\\|x\\|^2 - 2\\,X C^\\top + \\|c\\|^2` per chunk, compute-bound instead of
+    :math:`\|x\|^2 - 2\,X C^\top + \|c\|^2` per chunk, compute-bound instead of
     memory-bound — and the next block starts. Ties go to the lowest index, like
     ``np.argmax``. ``naive=True`` runs the textbook version as a Python loop over the
     bank per selected entry (same selection up to float rounding of near-ties; for

@@ -1,19 +1,19 @@
-"""AESc: an autoencoder with skip connections trained to remove Stain-shaped noise.
+r"""AESc: an autoencoder with skip connections trained to remove Stain-shaped noise.
 
 Collin & De Vleeschouwer, "Improved anomaly detection by training an autoencoder with
 skip connections on images corrupted with Stain-shaped noise", ICPR 2020
 (arXiv:2008.12977).
 
 A reconstruction-based detector maps any image :math:`x` to a *clean* image
-:math:`\\hat x = f(x)` and flags what it had to change. Skip connections make the
+:math:`\hat x = f(x)` and flags what it had to change. Skip connections make the
 reconstruction sharp (fine detail no longer squeezes through a 4×4 latent), but,
-trained to reproduce its clean training images, :math:`\\min_f \\sum \\lVert f(x) - x
-\\rVert^2`, a network with skips simply learns the identity through its finest skip
+trained to reproduce its clean training images, :math:`\min_f \sum \lVert f(x) - x
+\rVert^2`, a network with skips simply learns the identity through its finest skip
 — and then reproduces defects as faithfully as everything else: the *identity trap*.
-The paper trains instead on corrupted inputs :math:`\\tilde x = c(x)` with the clean
+The paper trains instead on corrupted inputs :math:`\tilde x = c(x)` with the clean
 image as target,
 
-.. math::  \\min_f \\; \\sum_x \\lVert f(c(x)) - x \\rVert_2^2 ,
+.. math::  \min_f \; \sum_x \lVert f(c(x)) - x \rVert_2^2 ,
 
 so the identity is no longer a solution: :math:`f` must learn what normal images look
 like to undo :math:`c`. The Stain corruption (:func:`adkit.corruptions.stain`: random
@@ -23,16 +23,16 @@ Scratch, Drops and the mixtures are the alternatives of its Table III
 
 Anomaly maps (Sec. III-C):
 
-- residual: :math:`r(p) = \\sum_c |x_c(p) - \\hat x_c(p)|` (the authors sum the
+- residual: :math:`r(p) = \sum_c |x_c(p) - \hat x_c(p)|` (the authors sum the
   absolute residual over the colour channels; ``reduce="mean"`` divides by 3);
 - uncertainty (Monte-Carlo dropout): the network is run ``n_samples`` = 30 times with
   dropout switched on (rates 0, 0, 10, 20, 30, 40 % from the finest to the coarsest
   level, after each encoder and decoder level), and
-  :math:`u(p) = \\sum_c \\mathrm{Var}_s[\\hat x^{(s)}_c(p)]`.
+  :math:`u(p) = \sum_c \mathrm{Var}_s[\hat x^{(s)}_c(p)]`.
 
 The image score is the L2 norm of the map, normalised by the number of pixels (the
 root mean square, as in the authors' evaluation; a constant factor that does not
-change any ranking): :math:`s = \\sqrt{\\tfrac{1}{HW}\\sum_p m(p)^2}`.
+change any ranking): :math:`s = \sqrt{\tfrac{1}{HW}\sum_p m(p)^2}`.
 """
 from __future__ import annotations
 

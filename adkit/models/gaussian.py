@@ -1,11 +1,11 @@
-"""Gaussian models of pretrained deep features (Wang, Xu & Chen 2022; PaDiM-style maps).
+r"""Gaussian models of pretrained deep features (Wang, Xu & Chen 2022; PaDiM-style maps).
 
 A CNN pretrained on ImageNet turns an image into feature maps at several stages
 (strides 4, 8, 16, 32 of the input). The normal images of one product give feature
 vectors that are well described by a multivariate Gaussian N(μ, Σ); an anomaly is a
 feature far from it in the *Mahalanobis* distance
 
-.. math::  M(x) = \\sqrt{(x - μ)^T Σ^{-1} (x - μ)}.
+.. math::  M(x) = \sqrt{(x - μ)^T Σ^{-1} (x - μ)}.
 
 **Image level** (Wang, Xu, Chen, "Build Gaussian distribution under deep features for
 anomaly detection and localization", J. Nondestructive Evaluation 2022). For each
@@ -14,7 +14,7 @@ stage s the feature map is globally average pooled into one vector x_s per image
 1. *Opposite PCA* (OPCA / NPCA): diagonalize the training covariance,
    Σ = V diag(λ_1 ≤ … ≤ λ_C) V^T, and keep the **least**-variance components
    v_1 … v_k whose variances hold a share ``variance`` of the total
-   (:math:`\\sum_{i\\le k} λ_i \\le` ``variance`` :math:`\\cdot \\sum_i λ_i`, 5% by default).
+   (:math:`\sum_{i\le k} λ_i \le` ``variance`` :math:`\cdot \sum_i λ_i`, 5% by default).
    Normal images hardly move along these directions, so an anomaly that does stands
    out; the high-variance directions mostly hold nuisances of the normal class.
    ``pca="plain"`` keeps the complementary largest-variance components instead
@@ -25,7 +25,7 @@ stage s the feature map is globally average pooled into one vector x_s per image
    Ledoit-Wolf estimator Σ̂ = (1 − ρ) S + ρ (tr S / k) I chooses the shrinkage ρ
    that minimizes the expected Frobenius error (scikit-learn ``LedoitWolf``).
 3. The image score is the sum over stages of the Mahalanobis distances
-   :math:`\\sum_s \\sqrt{z_s^T Σ̂_s^{-1} z_s}`.
+   :math:`\sum_s \sqrt{z_s^T Σ̂_s^{-1} z_s}`.
 
 **Pixel level** (the per-position Gaussian of PaDiM, Defard et al. 2021): at every
 position (i, j) of the feature map of stage s a Gaussian N(μ_ij, Σ_ij) is fitted over
@@ -50,7 +50,7 @@ __all__ = ["Gaussian", "ledoit_wolf", "mahalanobis", "pca_components"]
 # building blocks (numpy in, numpy out; also used by the tests and the notebook)
 # ----------------------------------------------------------------------------------
 def ledoit_wolf(x, assume_centered: bool = False):
-    """Ledoit-Wolf shrunk covariance of many sample sets at once.
+    r"""Ledoit-Wolf shrunk covariance of many sample sets at once.
 
     Parameters
     ----------
@@ -65,8 +65,8 @@ def ledoit_wolf(x, assume_centered: bool = False):
     cov : (..., p, p)
         :math:`(1 - ρ) S + ρ μ I` with :math:`S = X^T X / n`, :math:`μ = tr(S)/p`,
     shrinkage : (...,)
-        :math:`ρ = \\min(β, δ)/δ` with :math:`δ = \\|S - μI\\|_F^2 / p` and
-        :math:`β = (\\frac{1}{n}\\sum_k \\|x_k\\|^4 - \\|S\\|_F^2) / (n p)`
+        :math:`ρ = \min(β, δ)/δ` with :math:`δ = \|S - μI\|_F^2 / p` and
+        :math:`β = (\frac{1}{n}\sum_k \|x_k\|^4 - \|S\|_F^2) / (n p)`
         (Ledoit & Wolf 2004, the estimator of ``sklearn.covariance.ledoit_wolf``).
 
     Works on numpy arrays (returns numpy) and on torch tensors (returns tensors on
@@ -99,7 +99,7 @@ def ledoit_wolf(x, assume_centered: bool = False):
 
 
 def mahalanobis(x, mean, precision):
-    """Mahalanobis distance :math:`\\sqrt{(x-μ)^T P (x-μ)}` with P = Σ^{-1}.
+    r"""Mahalanobis distance :math:`\sqrt{(x-μ)^T P (x-μ)}` with P = Σ^{-1}.
 
     ``x`` (N, p), ``mean`` (p,), ``precision`` (p, p) → (N,); numpy, float64 inside.
     """

@@ -1,4 +1,4 @@
-"""Nearest-neighbour models of pretrained patch features: PatchCore and SPADE.
+r"""Nearest-neighbour models of pretrained patch features: PatchCore and SPADE.
 
 **PatchCore** (Roth, Pemula, Zepeda, Schölkopf, Brox, Gehler, "Towards total recall
 in industrial anomaly detection", CVPR 2022).
@@ -13,7 +13,7 @@ in industrial anomaly detection", CVPR 2022).
 3. *Greedy coreset* (:func:`adkit.coreset.greedy_coreset`): a subset M_C of ``coreset`` × |M| entries
    (10% by default; 1% in Son et al.) chosen by greedy k-center — repeatedly add the
    bank entry farthest from the entries chosen so far,
-   :math:`m_i = \\arg\\max_{m \\in M} \\min_{n \\in M_C} \\|ψ(m) - ψ(n)\\|_2`, where ψ is a
+   :math:`m_i = \arg\max_{m \in M} \min_{n \in M_C} \|ψ(m) - ψ(n)\|_2`, where ψ is a
    Johnson-Lindenstrauss random projection to 128 dimensions that makes the
    distances cheap. M_C covers M with a small radius, so the nearest-neighbour
    distances barely change while the search gets ``1/coreset`` times faster.
@@ -23,8 +23,8 @@ in industrial anomaly detection", CVPR 2022).
    nearest bank entry m* and distance s* = ‖m_test,* − m*‖, and reweights it by how
    isolated m* is among its b nearest bank neighbours N_b(m*) (b = 9 here):
 
-   .. math:: s = \\Big(1 - \\frac{\\exp\\|m^{test,*} - m^*\\|}
-                 {\\sum_{m \\in N_b(m^*)} \\exp\\|m^{test,*} - m\\|}\\Big)\\, s^*
+   .. math:: s = \Big(1 - \frac{\exp\|m^{test,*} - m^*\|}
+                 {\sum_{m \in N_b(m^*)} \exp\|m^{test,*} - m\|}\Big)\, s^*
 
    ``score="knn_mean"`` uses instead the kNN-averaged score of Son, Kim, Kang, Lee
    ("Improvement on image anomaly detection focusing on background anomaly"): the
@@ -65,14 +65,14 @@ __all__ = ["KNN", "patchcore_score", "knn_mean_score"]
 # image scores
 # ----------------------------------------------------------------------------------
 def patchcore_score(s_star, dist_to_neighbors):
-    """PatchCore's reweighted image score (Roth et al. 2022, eq. 7).
+    r"""PatchCore's reweighted image score (Roth et al. 2022, eq. 7).
 
     ``s_star`` (N,): distance s* = ‖m_test,* − m*‖ of the worst test patch to its
     nearest bank entry m*; ``dist_to_neighbors`` (N, b): distances ‖m_test,* − m‖ to
     the b nearest bank neighbours N_b(m*) of m* (m* itself included).
 
-    :math:`s = (1 − e^{s^*} / \\sum_{m∈N_b(m^*)} e^{\\|m_{test,*} − m\\|}) · s^*`,
-    computed stably as :math:`(1 − \\exp(s^* − \\mathrm{logsumexp}(d)))·s^*`. → (N,).
+    :math:`s = (1 − e^{s^*} / \sum_{m∈N_b(m^*)} e^{\|m_{test,*} − m\|}) · s^*`,
+    computed stably as :math:`(1 − \exp(s^* − \mathrm{logsumexp}(d)))·s^*`. → (N,).
     """
     s = np.asarray(s_star, np.float64).reshape(-1)
     d = np.asarray(dist_to_neighbors, np.float64)

@@ -1,4 +1,4 @@
-"""U-Flow: a U-shaped normalizing flow with an unsupervised a contrario threshold.
+r"""U-Flow: a U-shaped normalizing flow with an unsupervised a contrario threshold.
 
 Tailanian, Pardo & Musé, "U-Flow: A U-shaped Normalizing Flow for Anomaly Detection
 with Unsupervised Threshold", J. Math. Imaging Vis. 2024 (arXiv:2211.12353).
@@ -14,13 +14,13 @@ with Unsupervised Threshold", J. Math. Imaging Vis. 2024 (arXiv:2211.12353).
    that scale's latent :math:`z_s`; the other half is invertibly upsampled (pixel
    shuffle: C/4 channels, twice the size) and concatenated to the next scale's
    features. Trained on normal images by maximum likelihood,
-   :math:`\\mathcal L = \\mathrm{mean}(\\tfrac12\\|z\\|^2 - \\log|\\det J|)`, so that the
+   :math:`\mathcal L = \mathrm{mean}(\tfrac12\|z\|^2 - \log|\det J|)`, so that the
    latents of normal images are white Gaussian noise.
-3. **Likelihood map.** :math:`A(x) = 1 - \\frac1L\\sum_s \\uparrow
-   \\exp(-\\tfrac12 \\mathrm{mean}_c z_{s,c}(x)^2)` (bilinear upsampling to the image).
+3. **Likelihood map.** :math:`A(x) = 1 - \frac1L\sum_s \uparrow
+   \exp(-\tfrac12 \mathrm{mean}_c z_{s,c}(x)^2)` (bilinear upsampling to the image).
 4. **A contrario segmentation** (:func:`adkit.contrario.tree.tree_log_nfa`): at each
    scale, the tree of connected components of the upper level sets of
-   :math:`\\sum_c z_{s,c}^2` (a χ²_C field under the null hypothesis); log NFA of each
+   :math:`\sum_c z_{s,c}^2` (a χ²_C field under the null hypothesis); log NFA of each
    region from the Chernoff bound and the polyomino count of tests; the tree is
    simplified (PFA prune + merge); scales merged by the pixelwise minimum. A pixel is
    anomalous when its log NFA < log10 ε (ε = 1 by default: about one false detection
@@ -45,7 +45,7 @@ border). On the five synthetic categories it lifted the pixel AUROC from
 latent grids, hence the same number of tests.
 
 What to expect from the threshold: with the polyomino count of tests a region is
-significant only when :math:`|R|\\frac C2(t - 1 - \\ln t) > \\ln N_{tests} \\approx 1.4 N`
+significant only when :math:`|R|\frac C2(t - 1 - \ln t) > \ln N_{tests} \approx 1.4 N`
 (N: positions of the finest latent map). EfficientNet-Lite0 has few channels per
 scale (latents of 59, 76 and 160 channels at strides 8, 16, 32), so on small defects
 mostly the coarsest scale gathers enough evidence: detections at ε = 1 touch the
@@ -65,7 +65,7 @@ __all__ = ["UFlow"]
 
 
 class UFlow(Detector):
-    """U-shaped normalizing flow over frozen multi-scale features (Tailanian et al. 2024).
+    r"""U-shaped normalizing flow over frozen multi-scale features (Tailanian et al. 2024).
 
     Parameters
     ----------
@@ -80,7 +80,7 @@ class UFlow(Detector):
         overfit: latents of unseen normal images then stop looking like white noise
         and the a contrario threshold fires).
     clamp : float, default 2.0
-        Soft clamp of the coupling log-scale, :math:`s = \\frac{2c}{\\pi}\\arctan(\\frac{\\pi s'}{2c})`
+        Soft clamp of the coupling log-scale, :math:`s = \frac{2c}{\pi}\arctan(\frac{\pi s'}{2c})`
         (paper / FrEIA: 2.0).
     permutation : {"fixed", "conv"}, default "fixed"
         Channel mixing in each step: a fixed random permutation (the paper's code) or a

@@ -1,45 +1,45 @@
-"""Global affine alignment by the inverse compositional algorithm (Baker & Matthews).
+r"""Global affine alignment by the inverse compositional algorithm (Baker & Matthews).
 
 Lucas-Kanade alignment finds the warp :math:`W(x; p)` that makes an image :math:`I`
 look like a template (the reference) :math:`T`. With an affine warp
 
 .. math::
 
-    W(x; p) = \\begin{pmatrix} 1 + p_1 & p_3 & p_5 \\\\ p_2 & 1 + p_4 & p_6 \\end{pmatrix}
-              \\begin{pmatrix} x \\\\ y \\\\ 1 \\end{pmatrix},
+    W(x; p) = \begin{pmatrix} 1 + p_1 & p_3 & p_5 \\ p_2 & 1 + p_4 & p_6 \end{pmatrix}
+              \begin{pmatrix} x \\ y \\ 1 \end{pmatrix},
 
 the *inverse compositional* algorithm minimises, at each iteration, over an
-increment :math:`\\Delta p` applied to the **template**,
+increment :math:`\Delta p` applied to the **template**,
 
 .. math::
 
-    \\sum_x \\rho\\big( T(W(x; \\Delta p)) - I(W(x; p)) \\big),
+    \sum_x \rho\big( T(W(x; \Delta p)) - I(W(x; p)) \big),
 
-and updates :math:`W(x; p) \\leftarrow W(x; p) \\circ W(x; \\Delta p)^{-1}`. Linearising
-around :math:`\\Delta p = 0` gives the Gauss-Newton step
+and updates :math:`W(x; p) \leftarrow W(x; p) \circ W(x; \Delta p)^{-1}`. Linearising
+around :math:`\Delta p = 0` gives the Gauss-Newton step
 
 .. math::
 
-    \\Delta p = H^{-1} \\sum_x w(x)\\, \\mathrm{SD}(x)^\\top \\big[I(W(x;p)) - T(x)\\big],
-    \\qquad \\mathrm{SD}(x) = \\nabla T(x)\\, \\frac{\\partial W}{\\partial p}(x; 0),
-    \\qquad H = \\sum_x w(x)\\, \\mathrm{SD}(x)^\\top \\mathrm{SD}(x),
+    \Delta p = H^{-1} \sum_x w(x)\, \mathrm{SD}(x)^\top \big[I(W(x;p)) - T(x)\big],
+    \qquad \mathrm{SD}(x) = \nabla T(x)\, \frac{\partial W}{\partial p}(x; 0),
+    \qquad H = \sum_x w(x)\, \mathrm{SD}(x)^\top \mathrm{SD}(x),
 
 where the *steepest-descent images* SD depend only on the template. That is the
 point of the algorithm: the template gradient (Sobel), the Jacobian and, for the
 quadratic loss, the inverse Hessian are computed **once** per pyramid level on the
 reference, and each iteration costs one warp of the image and one 6-vector product.
-Here :math:`\\partial W / \\partial p = \\begin{pmatrix} x & 0 & y & 0 & 1 & 0 \\\\
-0 & x & 0 & y & 0 & 1\\end{pmatrix}`.
+Here :math:`\partial W / \partial p = \begin{pmatrix} x & 0 & y & 0 & 1 & 0 \\
+0 & x & 0 & y & 0 & 1\end{pmatrix}`.
 
 Robust losses (``loss="huber"`` or ``"lorentzian"``) use iteratively reweighted
-least squares: the weight of each pixel, :math:`w = \\psi(e)/e`, is recomputed from the
+least squares: the weight of each pixel, :math:`w = \psi(e)/e`, is recomputed from the
 residual :math:`e` at each iteration with a robust scale
-:math:`\\hat\\sigma = 1.4826\\,\\mathrm{MAD}(e)`, so occlusions, defects and dust no longer
+:math:`\hat\sigma = 1.4826\,\mathrm{MAD}(e)`, so occlusions, defects and dust no longer
 pull the estimate (Baker & Matthews, "Lucas-Kanade 20 years on", part 2: the Hessian
 is then re-weighted, a 6x6 sum, while the SD images stay precomputed).
 
-- Huber (k = 1.345): :math:`w = \\min(1, k\\hat\\sigma/|e|)`.
-- Lorentzian (c = 2.385): :math:`w = 1 / (1 + (e / c\\hat\\sigma)^2)`.
+- Huber (k = 1.345): :math:`w = \min(1, k\hat\sigma/|e|)`.
+- Lorentzian (c = 2.385): :math:`w = 1 / (1 + (e / c\hat\sigma)^2)`.
 
 The estimate runs coarse to fine on a Gaussian pyramid (each level halves the
 size; the warp found on a level initialises the next one), on the grey level
@@ -99,9 +99,9 @@ _BATCH_PIXELS = 2 ** 22
 # -- parameters and warps -------------------------------------------------------------
 
 def params_to_matrix(params: Any) -> np.ndarray:
-    """A (2, 3) affine matrix from a (2, 3) matrix or the 6-vector p of Baker & Matthews.
+    r"""A (2, 3) affine matrix from a (2, 3) matrix or the 6-vector p of Baker & Matthews.
 
-    The 6-vector is :math:`(p_1, \\dots, p_6)` with
+    The 6-vector is :math:`(p_1, \dots, p_6)` with
     :math:`A = [[1 + p_1, p_3, p_5], [p_2, 1 + p_4, p_6]]`, so p = 0 is the identity.
     Works on batches ((N, 2, 3) or (N, 6)).
     """

@@ -1,4 +1,4 @@
-"""Noise2Noise variability normalization (Artola, Kolodziej, Morel & Ehret,
+r"""Noise2Noise variability normalization (Artola, Kolodziej, Morel & Ehret,
 "Unsupervised variability normalization for anomaly detection", ICIP 2021).
 
 Normal parts vary in ways that are not defects (random speckles on a pill, texture
@@ -9,7 +9,7 @@ network ``f`` trained as in Noise2Noise (Lehtinen et al., 2018): pairs ``(x¹, x
 *different normal images* play the role of two noisy observations of the same
 object, and ``f`` is trained with the L1 loss
 
-.. math::  L(f) = \\sum_{(x^1, x^2)} \\lVert f(x^1) - x^2 \\rVert_1 .
+.. math::  L(f) = \sum_{(x^1, x^2)} \lVert f(x^1) - x^2 \rVert_1 .
 
 What one normal image cannot predict about another (where the speckles fall, the
 noise) is averaged out: ``f`` converges to the (median) of the target given the
