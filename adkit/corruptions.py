@@ -156,13 +156,13 @@ def _stain_one(img, rng, size, gray, n_points, irregularity, blur):
 
 def stain(image, seed=None, size=(0.01, 0.12), gray=_GRAY, n_points=20,
           irregularity=0.1, blur=0.15):
-    """The Stain noise model (Collin & De Vleeschouwer 2020, Sec. III-B).
+    r"""The Stain noise model (Collin & De Vleeschouwer 2020, Sec. III-B).
 
-    An ellipse of semi-axes :math:`a, b \\sim U(\\text{size}) \\cdot \\min(H, W)`,
-    rotated by :math:`\\theta \\sim U[0, 2\\pi)`, is sampled at ``n_points`` angles;
+    An ellipse of semi-axes :math:`a, b \sim U(\text{size}) \cdot \min(H, W)`,
+    rotated by :math:`\theta \sim U[0, 2\pi)`, is sampled at ``n_points`` angles;
     each point is moved by up to ``irregularity`` · (a + b)/2 pixels in x and y; a
     closed (periodic) cubic spline through the points bounds the stain, which is
-    filled with a gray level :math:`g \\sim U(\\text{gray})` plus a faint noise
+    filled with a gray level :math:`g \sim U(\text{gray})` plus a faint noise
     (std √(0.05/255)). With ``blur`` > 0 the stain's edge is smoothed by a Gaussian
     of σ = blur · max(a, b) pixels and blended (alpha matte).
 
@@ -203,8 +203,8 @@ def _gaussian_one(img, rng, sigma):
 
 
 def gaussian(image, seed=None, sigma=0.1):
-    """Additive white Gaussian noise :math:`\\tilde x = \\mathrm{clip}(x + \\sigma n)`,
-    :math:`n \\sim \\mathcal N(0, 1)` i.i.d. per pixel and channel.
+    r"""Additive white Gaussian noise :math:`\tilde x = \mathrm{clip}(x + \sigma n)`,
+    :math:`n \sim \mathcal N(0, 1)` i.i.d. per pixel and channel.
 
     The paper compares σ ∈ {0.1, 0.2, 0.4, 0.8} (:data:`GAUSSIAN_SIGMAS`, intensities
     in [0, 1]); σ = 0.1 is the one used inside Mix2. The mask is the whole image.
@@ -250,14 +250,14 @@ def _scratch_one(img, rng, gray, length, shape):
 
 
 def scratch(image, seed=None, gray=_GRAY, length=(0.1, 0.35), shape="random"):
-    """A scratch: a thin curve between two random points, random gray level.
+    r"""A scratch: a thin curve between two random points, random gray level.
 
     The start point is uniform in the central 2/3 of the image, the end point at a
     distance ``length`` · min(H, W) in a random direction. The path is straight
     (``"line"``), a sine wave around the chord (1–3 periods, amplitude 3–8 % of the
     side) or a square-root shaped bow (``"root"``); ``"random"`` picks one of the
     three uniformly. The stroke is 3 px wide at 256 px (2·round(side/256)+1), each
-    pixel drawn from :math:`\\mathcal N(g, (20/255)^2)`, :math:`g \\sim U(\\text{gray})`.
+    pixel drawn from :math:`\mathcal N(g, (20/255)^2)`, :math:`g \sim U(\text{gray})`.
     """
     gray = _range(gray, "gray", 0.0, 1.0)
     length = _range(length, "length", 0.0, 2.0)
@@ -283,7 +283,7 @@ def _drops_one(img, rng, n_drops, size, gray, spread):
 
 
 def drops(image, seed=None, n_drops=10, size=(0.01, 0.02), gray=_GRAY, spread=1.0):
-    """Drops: ``n_drops`` discs of one radius :math:`r \\sim U(\\text{size})\\cdot\\min(H,W)`
+    r"""Drops: ``n_drops`` discs of one radius :math:`r \sim U(\text{size})\cdot\min(H,W)`
     (paper: 10 discs, 1–2 % of the side) whose centres scatter around a random point
     with a standard deviation of ``spread`` · r, so that they partly overlap; filled
     with one random gray level plus a faint noise.

@@ -96,6 +96,8 @@ __all__ = [
     "WeightsUnavailableError",
     "load_backbone",
     "FeatureExtractor",
+    "get_extractor",
+    "check_strides",
     "extract_features",
     "feature_size",
     "available_strides",
@@ -384,31 +386,77 @@ def feature_size(size: int | Sequence[int], stride: int):
     return tuple(int(math.ceil(int(s) / stride)) for s in size)
 
 
-def _check_strides(strides: Any, available: Sequence[int], backbone: str) -> tuple[int, ...]:
+def check_strides(strides: Any, name: str = "strides", *, available: Sequence[int] | None = None,
+                  backbone: str | None = None, allow_empty: bool = False,
+                  doubling: bool = False) -> tuple[int, ...]:
+    """Backbone stages named by their stride, checked: the one stride validator of adkit.
+
+    Parameters
+    ----------
+    strides : int or sequence of int
+        The strides (input pixels per feature cell); one int means one stage.
+    name : str
+        The parameter's name, for the error messages.
+    available : sequence of int, optional
+        The strides the backbone offers (:func:`available_strides`); each stride must be
+        one of them. Without it (a constructor, before any backbone is loaded), each
+        stride must be a power of two.
+    backbone : str, optional
+        The backbone's name, for the error messages.
+    allow_empty : bool
+        Accept an empty tuple (e.g. a model part that is switched off).
+    doubling : bool
+        Each stride must be twice the previous one (U-Flow's U shape upsamples by 2).
+
+    Returns
+    -------
+    tuple of int, in the order given.
+
+    Raises
+    ------
+    TypeError
+        If ``strides`` is not a sequence, or (without ``available``) holds a non-integer.
+    ValueError
+        If a stride is not available / not a power of two, repeated, not doubling,
+        or if ``strides`` is empty and ``allow_empty`` is False.
+    """
+    among = (f" among {tuple(available)} for backbone {backbone!r}" if available is not None
+             else "")
     if isinstance(strides, numbers.Integral) and not isinstance(strides, bool):
         strides = (strides,)
     try:
         strides = tuple(strides)
     except TypeError:
         raise TypeError(
-            f"strides must be a tuple of ints among {tuple(available)} for backbone "
-            f"{backbone!r}, got {strides!r}."
+            f"{name} must be a tuple of strides{among} such as (8, 16), got {strides!r}."
         ) from None
-    if len(strides) == 0:
+    if not strides and not allow_empty:
         raise ValueError(
-            f"strides is empty: pick one or more among {tuple(available)} for backbone "
-            f"{backbone!r}, e.g. strides=(8, 16)."
+            f"{name} is empty: give at least one backbone stage{among}, e.g. {name}=(8, 16)."
         )
     for s in strides:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or int(s) not in available:
-            raise ValueError(
-                f"stride {s!r} is not available for backbone {backbone!r}: its stages "
-                f"have strides {tuple(available)} (input pixels per feature cell). "
-                f"Got strides={strides!r}."
-            )
+        integral = isinstance(s, numbers.Integral) and not isinstance(s, bool)
+        if available is not None:
+            if not integral or int(s) not in available:
+                raise ValueError(
+                    f"stride {s!r} is not available for backbone {backbone!r}: its stages "
+                    f"have strides {tuple(available)} (input pixels per feature cell). "
+                    f"Got {name}={strides!r}."
+                )
+        elif not integral:
+            raise TypeError(
+                f"{name} must be a tuple of integer strides such as (8, 16), got {strides!r}.")
+        elif s < 1 or s & (s - 1):
+            raise ValueError(f"{name} must be powers of two (2, 4, 8, 16, 32), got {s}.")
     strides = tuple(int(s) for s in strides)
     if len(set(strides)) != len(strides):
-        raise ValueError(f"strides contains duplicates: {strides!r}; list each stride once.")
+        raise ValueError(f"{name} contains duplicates: {strides!r}; list each stride once.")
+    if doubling:
+        for a, b in zip(strides, strides[1:]):
+            if b != 2 * a:
+                raise ValueError(
+                    f"{name} must double from one scale to the next (the U shape upsamples "
+                    f"by 2), got {list(strides)}; e.g. (8, 16, 32).")
     return strides
 
 
@@ -455,7 +503,8 @@ class FeatureExtractor(nn.Module):
         import timm
         source = load_backbone(backbone, device="cpu", features_only=True)
         reductions = [int(r) for r in source.feature_info.reduction()]
-        strides = _check_strides(strides, sorted(set(reductions)), backbone)
+        strides = check_strides(strides, available=sorted(set(reductions)),
+                                backbone=backbone)
         # deepest stage at each stride (some models repeat a stride)
         index_of = {r: i for i, r in enumerate(reductions)}
         out_indices = sorted(index_of[s] for s in strides)
@@ -519,7 +568,12 @@ def _truncate(body) -> None:
             body.blocks = nn.Sequential(*list(blocks)[:last])
 
 
-def _get_extractor(backbone, strides, device):
+def get_extractor(backbone: str = "efficientnet_lite0", strides=(8, 16), device=None):
+    """The :class:`FeatureExtractor` of ``backbone`` at ``strides`` on ``device``, built
+    once per process and shared (it is frozen): the one way adkit gets an extractor.
+
+    ``device=None`` picks CUDA when present. Do not modify the returned module in place.
+    """
     dev = default_device(device)
     key = ("extractor", backbone, tuple(strides) if not isinstance(strides, numbers.Integral)
            else (strides,), str(dev))
@@ -558,7 +612,7 @@ def extract_features(images, backbone: str = "efficientnet_lite0",
     """
     images = check_images(images)
     batch_size = check_positive_int(batch_size, "batch_size")
-    extractor = _get_extractor(backbone, strides, device)
+    extractor = get_extractor(backbone, strides, device)
     n, h, w, _ = images.shape
     outputs = [np.empty((n, c) + feature_size((h, w), s), dtype=np.float32)
                for c, s in zip(extractor.channels, extractor.strides)]

@@ -267,14 +267,14 @@ def _area(fpr: np.ndarray, pro: np.ndarray, max_fpr: float) -> float:
 
 def pro_curve(masks: Any, maps: Any, n_thresholds: int | None = None,
               max_points: int | None = 5000) -> tuple[np.ndarray, np.ndarray]:
-    """The per-region-overlap curve ``(fpr, pro)``, for plotting.
+    r"""The per-region-overlap curve ``(fpr, pro)``, for plotting.
 
     For a threshold t, a pixel is detected when ``map >= t``. The x axis is the
     false positive rate over all normal pixels of all images; the y axis is the
     per-region overlap
 
-    .. math:: \\mathrm{PRO}(t) = \\frac{1}{K} \\sum_{k=1}^{K}
-              \\frac{|C_k \\cap \\{x : \\mathrm{map}(x) \\geq t\\}|}{|C_k|}
+    .. math:: \mathrm{PRO}(t) = \frac{1}{K} \sum_{k=1}^{K}
+              \frac{|C_k \cap \{x : \mathrm{map}(x) \geq t\}|}{|C_k|}
 
     over the K connected components C_k (8-connected) of the ground-truth masks of
     all images (Bergmann et al., IJCV 2021).
@@ -312,10 +312,10 @@ def pro_curve(masks: Any, maps: Any, n_thresholds: int | None = None,
 
 def aupro(masks: Any, maps: Any, max_fpr: float = 0.3, n_thresholds: int | None = None
           ) -> float:
-    """Normalized area under the PRO curve up to a false positive rate ``max_fpr``.
+    r"""Normalized area under the PRO curve up to a false positive rate ``max_fpr``.
 
-    .. math:: \\mathrm{AUPRO} = \\frac{1}{f_{max}} \\int_0^{f_{max}}
-              \\mathrm{PRO}(\\mathrm{FPR}^{-1}(f))\\, df
+    .. math:: \mathrm{AUPRO} = \frac{1}{f_{max}} \int_0^{f_{max}}
+              \mathrm{PRO}(\mathrm{FPR}^{-1}(f))\, df
 
     with the per-region overlap of :func:`pro_curve` and FPR the false positive
     rate on normal pixels; the integral is the trapezoidal rule on the curve,
@@ -359,7 +359,7 @@ _MIOU_AVERAGES = ("image", "dataset", "classes")
 
 
 def miou(masks: Any, pred: Any, average: str = "image", empty: float | None = 1.0) -> float:
-    """Mean intersection over union of binary anomaly masks.
+    r"""Mean intersection over union of binary anomaly masks.
 
     Parameters
     ----------
@@ -369,7 +369,7 @@ def miou(masks: Any, pred: Any, average: str = "image", empty: float | None = 1.
         Detections, e.g. ``result.segment(eps)`` or ``maps > threshold``.
     average : {"image", "dataset", "classes"}
         ``"image"`` (default): the IoU of the anomaly class,
-        :math:`|G_i \\cap P_i| / |G_i \\cup P_i|`, computed per image and averaged over
+        :math:`|G_i \cap P_i| / |G_i \cup P_i|`, computed per image and averaged over
         images. An image with an empty ground truth and an empty prediction (a good
         image left alone) scores ``empty``; a good image with any detection scores 0,
         so false alarms on good images are penalized.

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from adkit.models.aesc import NOTEBOOK_SETTINGS, AESc, bench_aesc_train
+from adkit.bench.settings import NOTEBOOK_SETTINGS
+from adkit.models.aesc import AESc
 from adkit.nets.autoencoder import PAPER_DROPOUT, Autoencoder
 
 
@@ -191,11 +192,3 @@ def test_clear_errors():
         AESc(epochs=1, progress=False).fit(small)
     with pytest.raises(RuntimeError, match="not fitted"):
         AESc().predict(small)
-
-
-def test_bench_reports_timings_and_auroc():
-    out = bench_aesc_train(epochs=1, width=0.0625, threads=None)  # None: keep torch's setting
-    assert out["epochs"] == 1 and out["size"] == NOTEBOOK_SETTINGS["size"]
-    assert out["threads"] == torch.get_num_threads()
-    for tag in ("stain", "clean"):
-        assert out[f"fit_{tag}_s"] > 0 and 0 <= out[f"image_auroc_{tag}"] <= 1

@@ -3,7 +3,7 @@ import pytest
 from skimage import draw, filters
 
 from adkit.normalize import Align, align_affine, warp_affine
-from adkit.normalize.align import bench_align, invert_affine, medoid_index
+from adkit.normalize.align import invert_affine, medoid_index
 
 N = 128
 
@@ -134,9 +134,3 @@ def test_batch_equals_one_by_one_and_reports_convergence():
     # too few iterations: not converged, and Align warns
     with pytest.warns(UserWarning, match="did not converge"):
         Align(reference=0, max_iter=1, tol=1e-6, progress=False).fit(ref[None]).transform(images)
-
-
-def test_bench_align_recovers_known_warps():
-    r = bench_align(n=4, size=64)
-    assert set(r) >= {"seconds", "images_per_s", "mean_residual_px"}
-    assert r["mean_residual_px"] < 0.5 and r["converged"] == 1.0

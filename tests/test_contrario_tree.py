@@ -183,13 +183,6 @@ def test_nearest_upsampling_keeps_detections_on_their_cells():
         tree_log_nfa(coarse, c, upsample="cubic")
 
 
-def test_bench_returns_seconds():
-    from adkit.contrario.tree import bench_nfa_segmentation, bench_tree
-    t = bench_nfa_segmentation(size=64, repeat=1)
-    assert isinstance(t, float) and t > 0
-    assert set(bench_tree(size=32)) == {"nfa_segmentation_32_s"}
-
-
 @pytest.mark.parametrize("shape", [(1, 1), (2, 2), (1, 5), (2, 7)])
 def test_maps_smaller_than_3_pixels_per_side(shape):
     # scikit-image's max-tree needs 3 pixels per side; coarse latents can be smaller

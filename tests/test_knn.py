@@ -10,10 +10,11 @@ import pytest
 import torch
 
 import adkit
+from adkit.coreset import greedy_coreset
 from adkit.data.synthetic import CATEGORIES
 from adkit.models import KNN
-from adkit.models.knn import (bench_coreset, greedy_coreset, knn_mean_score, nearest_neighbors,
-                              patchcore_score)
+from adkit.models.knn import knn_mean_score, patchcore_score
+from adkit.neighbors import nearest_neighbors
 
 torch.set_num_threads(2)
 
@@ -116,12 +117,6 @@ def test_constructor_errors():
     with pytest.raises(ValueError, match="b must be >= 2"):
         KNN(b=1)
     KNN(b=1, score="knn_mean")   # the plain nearest-neighbour distance: allowed
-
-
-def test_bench_coreset_compares_equal_selections():
-    out = bench_coreset(n=300, d=20)
-    assert out["n_select"] == 30 and out["same_selection"]
-    assert out["naive_s"] > 0 and out["vectorized_s"] > 0
 
 
 def test_image_scores_from_the_worst_patch():

@@ -204,11 +204,3 @@ def test_n2n_improves_selfsim_on_speckled_pills(pill):
     p_ref = pixel_auroc(test.masks, ref.maps)
     assert pixel_auroc(test.masks, bare.maps) > p_ref + 0.05
     assert pixel_auroc(test.masks, norm.maps) > p_ref + 0.05
-
-
-def test_bench_functions_return_their_figures():
-    from adkit.models.selfsim import bench_eps_update, bench_selfsim_predict
-    a = bench_selfsim_predict(size=64, n_train=4, repeat=1)
-    assert a["scales"] == 3 and a["predict_1_s"] > 0 and a["fit_s"] > 0
-    b = bench_eps_update(size=64, n_train=4, repeat=3)
-    assert 0 < b["eps_update_best_s"] <= b["eps_update_s"]

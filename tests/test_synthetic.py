@@ -6,6 +6,9 @@ from sklearn.metrics import roc_auc_score
 
 from adkit import data
 from adkit.data import synthetic as S
+from adkit.data.synthetic.draw import fixed_ingredients
+from adkit.data.synthetic.objects import render_object
+from adkit.data.synthetic.pose import Pose
 
 OFF = dict(exposure=False, pose=False, speckles=False, dust=False, noise=False)
 
@@ -109,8 +112,7 @@ def test_each_knob_adds_variability(knob):
     diff = np.abs(g.images[0] - g.images[1])
     assert diff.max() > 0.05, knob
     if knob == "dust":  # on the background only
-        R = S._render_object("pill", 96, S._Pose(0.0, 0.0, 0.0, 1.0),
-                             *S._fixed("pill", 96)[:2])
+        R = render_object("pill", 96, Pose(0.0, 0.0, 0.0, 1.0), *fixed_ingredients("pill", 96)[:2])
         assert diff.max(-1)[R["cov"] > 0].max() == 0
     if knob == "noise":
         assert 0.01 < (g.images[0] - g.images[1]).std() / np.sqrt(2) < 0.02
@@ -125,7 +127,7 @@ def test_knobs_are_independent_streams():
     a = S.make("nut", 2, size=64, seed=1, noise=False)
     b = S.make("nut", 2, size=64, seed=1, noise=False, dust=False)
     # turning dust off does not change the pose/exposure drawn
-    R = S._render_object("nut", 64, S._Pose(0.0, 0.0, 0.0, 1.0), *S._fixed("nut", 64)[:2])
+    R = render_object("nut", 64, Pose(0.0, 0.0, 0.0, 1.0), *fixed_ingredients("nut", 64)[:2])
     centre = R["sdf_px"] < -3
     assert np.abs(a.images[0][centre] - b.images[0][centre]).max() < 1e-6
 

@@ -15,7 +15,7 @@ _MAP = {
     "gaussian_threshold": ".gaussian", "normalize_residual": ".gaussian",
     "gaussian_nfa": ".gaussian", "count_tests": ".gaussian", "vote_log_nfa": ".gaussian",
     "tree_log_nfa": ".tree", "polyomino_tests": ".tree", "level_set_tree": ".tree",
-    "chi2_region_log_pfa": ".tree", "LevelSetTree": ".tree", "bench_nfa_segmentation": ".tree",
+    "chi2_region_log_pfa": ".tree", "LevelSetTree": ".tree",
     "false_alarm_curve": ".calibration", "FalseAlarmCurve": ".calibration",
     "calibrated_log_nfa": ".calibration",
 }

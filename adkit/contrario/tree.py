@@ -1,23 +1,23 @@
-"""A contrario segmentation on the tree of upper level sets of a χ² map (U-Flow).
+r"""A contrario segmentation on the tree of upper level sets of a χ² map (U-Flow).
 
 Under the background model, the latent variable of a normalizing flow is white
-Gaussian noise: at each position of scale s, :math:`z_s(x) \\sim \\mathcal N(0, I_C)`,
-so :math:`\\|z_s(x)\\|^2 = \\sum_c z_{s,c}(x)^2` follows a :math:`\\chi^2_C` law.
+Gaussian noise: at each position of scale s, :math:`z_s(x) \sim \mathcal N(0, I_C)`,
+so :math:`\|z_s(x)\|^2 = \sum_c z_{s,c}(x)^2` follows a :math:`\chi^2_C` law.
 Candidate anomalies are the connected components of the upper level sets
-:math:`\\{x : \\|z_s(x)\\|^2 \\ge \\lambda\\}` (4-connectivity): nested, they form a tree
+:math:`\{x : \|z_s(x)\|^2 \ge \lambda\}` (4-connectivity): nested, they form a tree
 (the *max-tree*, built by :func:`skimage.morphology.max_tree`).
 
-**PFA of a region.** A region :math:`R` at level :math:`\\lambda` holds pixels that
-all have :math:`\\|z\\|^2 \\ge \\lambda`. With independent pixels and the Chernoff bound
-of the :math:`\\chi^2_C` tail, :math:`P(\\chi^2_C \\ge C t) \\le (t e^{1-t})^{C/2}`
-(for :math:`t = \\lambda / C > 1`),
+**PFA of a region.** A region :math:`R` at level :math:`\lambda` holds pixels that
+all have :math:`\|z\|^2 \ge \lambda`. With independent pixels and the Chernoff bound
+of the :math:`\chi^2_C` tail, :math:`P(\chi^2_C \ge C t) \le (t e^{1-t})^{C/2}`
+(for :math:`t = \lambda / C > 1`),
 
 .. math::
 
-    \\log_{10} \\mathrm{PFA}(R) = |R| \\cdot \\left(-\\frac{C}{2}\\right)
-        \\frac{t - 1 - \\ln t}{\\ln 10}, \\qquad t = \\min_{x \\in R} \\|z(x)\\|^2 / C,
+    \log_{10} \mathrm{PFA}(R) = |R| \cdot \left(-\frac{C}{2}\right)
+        \frac{t - 1 - \ln t}{\ln 10}, \qquad t = \min_{x \in R} \|z(x)\|^2 / C,
 
-set to 0 (PFA ≤ 1) when :math:`t \\le 1`, where the bound does not hold.
+set to 0 (PFA ≤ 1) when :math:`t \le 1`, where the bound does not hold.
 
 **Tree simplification** (Tailanian, Pardo & Musé, "U-Flow: a U-shaped normalizing
 flow for anomaly detection with unsupervised threshold", JMIV 2024, Procedures 1
@@ -29,16 +29,16 @@ and 2), iterated until nothing changes:
   significant as each of them, the children are removed (the node becomes a leaf).
 
 The leaves of the final tree are the selected regions; each pixel of a selected
-region gets the region's log NFA, other pixels get :math:`\\log_{10} N_{tests}`
+region gets the region's log NFA, other pixels get :math:`\log_{10} N_{tests}`
 (PFA = 1: no detection).
 
 **Number of tests.** Every 4-connected region (a polyomino) of every size at every
 position of every scale is a possible test. The number of fixed polyominoes of size
-:math:`r` is about :math:`\\alpha \\beta^r / r` (α = 0.316915, β = 4.062570, Jensen
-2001), so :math:`N_{tests} = \\sum_s N_s \\sum_{r=1}^{N_s} \\alpha \\beta^r / r` with
-:math:`N_s` the number of pixels of scale s; :math:`\\log \\mathrm{NFA} = \\log_{10}
-N_{tests} + \\log_{10} \\mathrm{PFA}` and a region is detected when
-:math:`\\log \\mathrm{NFA} < \\log_{10} \\varepsilon` (ε = 1: on average at most about
+:math:`r` is about :math:`\alpha \beta^r / r` (α = 0.316915, β = 4.062570, Jensen
+2001), so :math:`N_{tests} = \sum_s N_s \sum_{r=1}^{N_s} \alpha \beta^r / r` with
+:math:`N_s` the number of pixels of scale s; :math:`\log \mathrm{NFA} = \log_{10}
+N_{tests} + \log_{10} \mathrm{PFA}` and a region is detected when
+:math:`\log \mathrm{NFA} < \log_{10} \varepsilon` (ε = 1: on average at most about
 one false detection per image).
 
 The maps of all scales are upsampled to the image size (nearest: each pixel takes the
@@ -55,7 +55,6 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["tree_log_nfa", "polyomino_tests", "chi2_region_log_pfa", "level_set_tree",
-           "bench_nfa_segmentation", "bench_tree",
            "LevelSetTree", "ALPHA", "BETA"]
 
 #: constants of the asymptotic count of fixed polyominoes, α β^r / r (Jensen, 2001)
@@ -82,7 +81,7 @@ def chi2_region_log_pfa(area, min_chi2, channels: int) -> np.ndarray:
 
 
 def polyomino_tests(sizes) -> float:
-    """log10 of the number of tests, :math:`\\sum_s N_s \\sum_{r=1}^{N_s} \\alpha\\beta^r/r`.
+    r"""log10 of the number of tests, :math:`\sum_s N_s \sum_{r=1}^{N_s} \alpha\beta^r/r`.
 
     Parameters
     ----------
@@ -178,12 +177,12 @@ def _areas(flat, par, trav, par_l) -> np.ndarray:
 
 
 def level_set_tree(chi2, channels: int) -> LevelSetTree:
-    """Build the max-tree of a χ² map, score its nodes and simplify it (prune + merge).
+    r"""Build the max-tree of a χ² map, score its nodes and simplify it (prune + merge).
 
     Parameters
     ----------
     chi2 : float (H, W)
-        :math:`\\|z(x)\\|^2 = \\sum_c z_c(x)^2` of one image at one scale.
+        :math:`\|z(x)\|^2 = \sum_c z_c(x)^2` of one image at one scale.
     channels : int
         C, the number of latent channels (degrees of freedom of the χ² law).
     """
@@ -331,12 +330,12 @@ def _upsample(a: np.ndarray, shape, mode: str = "nearest") -> np.ndarray:
 
 def tree_log_nfa(chi2_maps, channels, shape=None, log_n_tests: float | None = None,
                  return_scales: bool = False, upsample: str = "nearest"):
-    """Per-pixel log10 NFA of one image from its χ² maps at every scale (U-Flow).
+    r"""Per-pixel log10 NFA of one image from its χ² maps at every scale (U-Flow).
 
     Parameters
     ----------
     chi2_maps : float (H_s, W_s) or a list of them
-        :math:`\\sum_c z_{s,c}^2` of one image, one map per scale.
+        :math:`\sum_c z_{s,c}^2` of one image, one map per scale.
     channels : int or list of int
         Latent channels C_s of each scale (χ² degrees of freedom).
     shape : (H, W), optional
@@ -352,8 +351,8 @@ def tree_log_nfa(chi2_maps, channels, shape=None, log_n_tests: float | None = No
     Returns
     -------
     float32 (H, W)
-        :math:`\\min_s` upsampled :math:`(\\log_{10} N_{tests} + \\log_{10}\\mathrm{PFA})`;
-        pixels with a value below :math:`\\log_{10}\\varepsilon` are detections.
+        :math:`\min_s` upsampled :math:`(\log_{10} N_{tests} + \log_{10}\mathrm{PFA})`;
+        pixels with a value below :math:`\log_{10}\varepsilon` are detections.
     """
     if isinstance(chi2_maps, np.ndarray):
         if chi2_maps.ndim != 2:
@@ -384,30 +383,3 @@ def tree_log_nfa(chi2_maps, channels, shape=None, log_n_tests: float | None = No
         out = up if out is None else np.minimum(out, up)
     out = out.astype(np.float32)
     return (out, trees) if return_scales else out
-
-
-def bench_nfa_segmentation(size: int = 256, channels: int = 16, repeat: int = 3,
-                           seed: int = 0) -> float:
-    """Seconds to segment one ``size × size`` χ² map (best of ``repeat``).
-
-    The map is χ²_C noise (C = ``channels``) with a planted anomalous square; the time
-    covers the max-tree, the PFA of every node, prune + merge and the log NFA map
-    (:func:`tree_log_nfa`), the number of tests included.
-    """
-    import time
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((channels, size, size))
-    q = size // 8
-    z[:, 3 * q:4 * q, 3 * q:4 * q] *= 3.0
-    chi2 = (z ** 2).sum(0)
-    best = np.inf
-    for _ in range(max(1, int(repeat))):
-        t0 = time.perf_counter()
-        tree_log_nfa(chi2, channels)
-        best = min(best, time.perf_counter() - t0)
-    return float(best)
-
-
-def bench_tree(size: int = 256, **_) -> dict:
-    """Micro-benchmark for ``python -m adkit bench --task uflow_nfa``."""
-    return {f"nfa_segmentation_{size}_s": bench_nfa_segmentation(size)}

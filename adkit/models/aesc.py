@@ -1,19 +1,19 @@
-"""AESc: an autoencoder with skip connections trained to remove Stain-shaped noise.
+r"""AESc: an autoencoder with skip connections trained to remove Stain-shaped noise.
 
 Collin & De Vleeschouwer, "Improved anomaly detection by training an autoencoder with
 skip connections on images corrupted with Stain-shaped noise", ICPR 2020
 (arXiv:2008.12977).
 
 A reconstruction-based detector maps any image :math:`x` to a *clean* image
-:math:`\\hat x = f(x)` and flags what it had to change. Skip connections make the
+:math:`\hat x = f(x)` and flags what it had to change. Skip connections make the
 reconstruction sharp (fine detail no longer squeezes through a 4×4 latent), but,
-trained to reproduce its clean training images, :math:`\\min_f \\sum \\lVert f(x) - x
-\\rVert^2`, a network with skips simply learns the identity through its finest skip
+trained to reproduce its clean training images, :math:`\min_f \sum \lVert f(x) - x
+\rVert^2`, a network with skips simply learns the identity through its finest skip
 — and then reproduces defects as faithfully as everything else: the *identity trap*.
-The paper trains instead on corrupted inputs :math:`\\tilde x = c(x)` with the clean
+The paper trains instead on corrupted inputs :math:`\tilde x = c(x)` with the clean
 image as target,
 
-.. math::  \\min_f \\; \\sum_x \\lVert f(c(x)) - x \\rVert_2^2 ,
+.. math::  \min_f \; \sum_x \lVert f(c(x)) - x \rVert_2^2 ,
 
 so the identity is no longer a solution: :math:`f` must learn what normal images look
 like to undo :math:`c`. The Stain corruption (:func:`adkit.corruptions.stain`: random
@@ -23,28 +23,27 @@ Scratch, Drops and the mixtures are the alternatives of its Table III
 
 Anomaly maps (Sec. III-C):
 
-- residual: :math:`r(p) = \\sum_c |x_c(p) - \\hat x_c(p)|` (the authors sum the
+- residual: :math:`r(p) = \sum_c |x_c(p) - \hat x_c(p)|` (the authors sum the
   absolute residual over the colour channels; ``reduce="mean"`` divides by 3);
 - uncertainty (Monte-Carlo dropout): the network is run ``n_samples`` = 30 times with
   dropout switched on (rates 0, 0, 10, 20, 30, 40 % from the finest to the coarsest
   level, after each encoder and decoder level), and
-  :math:`u(p) = \\sum_c \\mathrm{Var}_s[\\hat x^{(s)}_c(p)]`.
+  :math:`u(p) = \sum_c \mathrm{Var}_s[\hat x^{(s)}_c(p)]`.
 
 The image score is the L2 norm of the map, normalised by the number of pixels (the
 root mean square, as in the authors' evaluation; a constant factor that does not
-change any ranking): :math:`s = \\sqrt{\\tfrac{1}{HW}\\sum_p m(p)^2}`.
+change any ranking): :math:`s = \sqrt{\tfrac{1}{HW}\sum_p m(p)^2}`.
 """
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 
 from ..checks import check_choice, check_in_range, check_positive_int
 from ..corruptions import CORRUPTIONS, corrupt
+from ..training import train_epochs
 from .base import AnomalyResult, Detector
 
-__all__ = ["AESc", "NOTEBOOK_SETTINGS", "bench_aesc_train"]
+__all__ = ["AESc"]
 
 MAPS = ("residual", "uncertainty")
 
@@ -161,7 +160,6 @@ class AESc(Detector):
     # -- training -----------------------------------------------------------------------
     def _fit(self, images: np.ndarray) -> None:
         import torch
-        from tqdm.auto import tqdm
 
         from ..torch_utils import default_device, seed_everything, to_tensor
 
@@ -181,34 +179,28 @@ class AESc(Detector):
                                                            patience=self.patience)
         n = images.shape[0]
         bs = min(self.batch_size, n)
+
+        def epoch() -> float:
+            order = rng.permutation(n)
+            total, count = 0.0, 0
+            for start in range(0, n - bs + 1, bs):  # full batches only (BatchNorm)
+                clean = images[order[start:start + bs]]
+                noisy = self._corrupt(clean, rng)
+                x, y = to_tensor(noisy, dev), to_tensor(clean, dev)
+                loss = torch.mean((self.net_(x) - y) ** 2)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(clean)
+                count += len(clean)
+            sched.step(total / count)  # reduce on plateau of the epoch loss
+            return total / count
+
         self.history_ = []
-        self.net_.train()
         label = "AESc" if self.skips else "AE"
-        bar = tqdm(range(self.epochs), desc=f"{label} ({self.corruption})",
-                   disable=not self.progress)
-        try:
-            for _ in bar:
-                order = rng.permutation(n)
-                total, count = 0.0, 0
-                for start in range(0, n - bs + 1, bs):  # full batches only (BatchNorm)
-                    clean = images[order[start:start + bs]]
-                    noisy = self._corrupt(clean, rng)
-                    x, y = to_tensor(noisy, dev), to_tensor(clean, dev)
-                    loss = torch.mean((self.net_(x) - y) ** 2)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(clean)
-                    count += len(clean)
-                self.history_.append(total / count)
-                sched.step(self.history_[-1])
-                bar.set_postfix(loss=f"{self.history_[-1]:.5f}")
-        except KeyboardInterrupt:
-            warnings.warn(f"AESc training interrupted after {len(self.history_)} epoch(s); "
-                          "the weights reached so far are kept.")
-        finally:
-            bar.close()
-        self.net_.eval()
+        train_epochs(epoch, self.epochs, net=self.net_, name="AESc",
+                     desc=f"{label} ({self.corruption})", progress=self.progress,
+                     history=self.history_, loss_format=".5f")
 
     # -- inference ----------------------------------------------------------------------
     def reconstruct(self, images) -> np.ndarray:
@@ -284,60 +276,3 @@ class AESc(Detector):
         net.eval()
         self.net_ = net
         self.history_ = history
-
-
-# -- benchmark ----------------------------------------------------------------------------
-#: the training settings of notebook 06 (and of the acceptance test): small enough to
-#: train in seconds on a laptop CPU at 64 px, the paper's architecture otherwise
-NOTEBOOK_SETTINGS = dict(category="tile", size=64, n_train=48, n_test=60, width=0.25,
-                         epochs=30, batch_size=4)
-
-
-def bench_aesc_train(category: str | None = None, size: int | None = None,
-                     epochs: int | None = None, width: float | None = None,
-                     threads: int | None = 1, **_) -> dict:
-    """Time the training of AESc + Stain (and of AESc on clean images) at the settings
-    of notebook 06 (:data:`NOTEBOOK_SETTINGS`), and the image AUROC of both.
-
-    ``threads`` fixes ``torch.set_num_threads`` (1, as in the notebook: these small
-    convolutions gain little from a second thread; ``None`` leaves torch's setting).
-    Returns wall-clock and CPU seconds and AUROCs (on a busy machine the CPU time of
-    a one-thread run is the better figure).
-    """
-    import time
-
-    import torch
-
-    from ..data import load
-    from ..metrics import image_auroc
-
-    s = dict(NOTEBOOK_SETTINGS)
-    for k, v in (("category", category), ("size", size), ("epochs", epochs), ("width", width)):
-        if v is not None:
-            s[k] = v
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        train, test = load(f"synthetic/{s['category']}", n_train=s["n_train"],
-                           n_test=s["n_test"], size=s["size"], seed=0)
-        out = {"category": s["category"], "size": s["size"], "n_train": s["n_train"],
-               "width": s["width"], "epochs": s["epochs"], "batch_size": s["batch_size"],
-               "threads": torch.get_num_threads()}
-        for corruption in ("stain", None):
-            det = AESc(corruption=corruption, width=s["width"], epochs=s["epochs"],
-                       batch_size=s["batch_size"], seed=0, progress=False)
-            c0, t0 = time.process_time(), time.perf_counter()
-            det.fit(train)
-            c1, t1 = time.process_time(), time.perf_counter()
-            res = det.predict(test)
-            t2 = time.perf_counter()
-            tag = corruption or "clean"
-            out[f"fit_{tag}_s"] = t1 - t0
-            out[f"fit_{tag}_cpu_s"] = c1 - c0  # CPU time of this process (all threads)
-            out[f"epoch_{tag}_s"] = (t1 - t0) / s["epochs"]
-            out[f"predict_{tag}_s"] = t2 - t1
-            out[f"image_auroc_{tag}"] = image_auroc(test.labels, res.scores)
-        return out
-    finally:
-        torch.set_num_threads(old)

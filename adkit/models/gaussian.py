@@ -1,11 +1,11 @@
-"""Gaussian models of pretrained deep features (Wang, Xu & Chen 2022; PaDiM-style maps).
+r"""Gaussian models of pretrained deep features (Wang, Xu & Chen 2022; PaDiM-style maps).
 
 A CNN pretrained on ImageNet turns an image into feature maps at several stages
 (strides 4, 8, 16, 32 of the input). The normal images of one product give feature
 vectors that are well described by a multivariate Gaussian N(μ, Σ); an anomaly is a
 feature far from it in the *Mahalanobis* distance
 
-.. math::  M(x) = \\sqrt{(x - μ)^T Σ^{-1} (x - μ)}.
+.. math::  M(x) = \sqrt{(x - μ)^T Σ^{-1} (x - μ)}.
 
 **Image level** (Wang, Xu, Chen, "Build Gaussian distribution under deep features for
 anomaly detection and localization", J. Nondestructive Evaluation 2022). For each
@@ -14,7 +14,7 @@ stage s the feature map is globally average pooled into one vector x_s per image
 1. *Opposite PCA* (OPCA / NPCA): diagonalize the training covariance,
    Σ = V diag(λ_1 ≤ … ≤ λ_C) V^T, and keep the **least**-variance components
    v_1 … v_k whose variances hold a share ``variance`` of the total
-   (:math:`\\sum_{i\\le k} λ_i \\le` ``variance`` :math:`\\cdot \\sum_i λ_i`, 5% by default).
+   (:math:`\sum_{i\le k} λ_i \le` ``variance`` :math:`\cdot \sum_i λ_i`, 5% by default).
    Normal images hardly move along these directions, so an anomaly that does stands
    out; the high-variance directions mostly hold nuisances of the normal class.
    ``pca="plain"`` keeps the complementary largest-variance components instead
@@ -25,7 +25,7 @@ stage s the feature map is globally average pooled into one vector x_s per image
    Ledoit-Wolf estimator Σ̂ = (1 − ρ) S + ρ (tr S / k) I chooses the shrinkage ρ
    that minimizes the expected Frobenius error (scikit-learn ``LedoitWolf``).
 3. The image score is the sum over stages of the Mahalanobis distances
-   :math:`\\sum_s \\sqrt{z_s^T Σ̂_s^{-1} z_s}`.
+   :math:`\sum_s \sqrt{z_s^T Σ̂_s^{-1} z_s}`.
 
 **Pixel level** (the per-position Gaussian of PaDiM, Defard et al. 2021): at every
 position (i, j) of the feature map of stage s a Gaussian N(μ_ij, Σ_ij) is fitted over
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backbone import blur_maps, check_strides, get_extractor, run_extractor
 from ..checks import check_choice, check_in_range, check_positive_int
 from .base import AnomalyResult, FeatureDetector
 
@@ -49,7 +50,7 @@ __all__ = ["Gaussian", "ledoit_wolf", "mahalanobis", "pca_components"]
 # building blocks (numpy in, numpy out; also used by the tests and the notebook)
 # ----------------------------------------------------------------------------------
 def ledoit_wolf(x, assume_centered: bool = False):
-    """Ledoit-Wolf shrunk covariance of many sample sets at once.
+    r"""Ledoit-Wolf shrunk covariance of many sample sets at once.
 
     Parameters
     ----------
@@ -64,8 +65,8 @@ def ledoit_wolf(x, assume_centered: bool = False):
     cov : (..., p, p)
         :math:`(1 - ρ) S + ρ μ I` with :math:`S = X^T X / n`, :math:`μ = tr(S)/p`,
     shrinkage : (...,)
-        :math:`ρ = \\min(β, δ)/δ` with :math:`δ = \\|S - μI\\|_F^2 / p` and
-        :math:`β = (\\frac{1}{n}\\sum_k \\|x_k\\|^4 - \\|S\\|_F^2) / (n p)`
+        :math:`ρ = \min(β, δ)/δ` with :math:`δ = \|S - μI\|_F^2 / p` and
+        :math:`β = (\frac{1}{n}\sum_k \|x_k\|^4 - \|S\|_F^2) / (n p)`
         (Ledoit & Wolf 2004, the estimator of ``sklearn.covariance.ledoit_wolf``).
 
     Works on numpy arrays (returns numpy) and on torch tensors (returns tensors on
@@ -98,7 +99,7 @@ def ledoit_wolf(x, assume_centered: bool = False):
 
 
 def mahalanobis(x, mean, precision):
-    """Mahalanobis distance :math:`\\sqrt{(x-μ)^T P (x-μ)}` with P = Σ^{-1}.
+    r"""Mahalanobis distance :math:`\sqrt{(x-μ)^T P (x-μ)}` with P = Σ^{-1}.
 
     ``x`` (N, p), ``mean`` (p,), ``precision`` (p, p) → (N,); numpy, float64 inside.
     """
@@ -137,67 +138,6 @@ def pca_components(x, variance: float = 0.05, pca: str | None = "opposite"):
     else:
         raise ValueError(f"pca must be 'opposite', 'plain' or None, got {pca!r}.")
     return mean, vec[:, keep], lam[keep]
-
-
-def _run_extractor(extractor, images, batch_size, device, progress, desc):
-    """Feature maps of ``images`` (numpy (N, H, W, 3)) as a list of CPU float32
-    tensors (N, C_s, h_s, w_s), computed batch by batch."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from ..torch_utils import to_tensor
-    outs = None
-    n = len(images)
-    with torch.no_grad():
-        for i in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
-            feats = extractor(to_tensor(images[i:i + batch_size], device))
-            feats = [f.float().cpu() for f in feats]
-            if outs is None:
-                outs = [[] for _ in feats]
-            for o, f in zip(outs, feats):
-                o.append(f)
-    return [torch.cat(o) for o in outs]
-
-
-def _reflect_pad(images, pad):
-    """Mirror ``pad`` pixels around every image (N, H, W, 3), so that the border
-    cells of the feature maps see a continuation of the image instead of the
-    network's zero padding."""
-    if not pad:
-        return images
-    return np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-
-
-def _crop_features(f, pad, stride):
-    """Remove from a feature map (N, C, h, w) the cells that come from the padding."""
-    c = pad // stride
-    if c == 0:
-        return f
-    return f[:, :, c:f.shape[2] - c, c:f.shape[3] - c]
-
-
-def _make_extractor(backbone, strides, device):
-    from ..features import FeatureExtractor
-    return FeatureExtractor(backbone=backbone, strides=tuple(strides), device=device)
-
-
-def _blur_maps(maps, sigma):
-    """Gaussian smoothing of each (H, W) map (torch (N, H, W) → same)."""
-    import torch
-    import torch.nn.functional as F
-    if sigma <= 0:
-        return maps
-    r = int(np.ceil(4 * sigma))
-    t = torch.arange(-r, r + 1, dtype=maps.dtype, device=maps.device)
-    g = torch.exp(-0.5 * (t / sigma) ** 2)
-    g = g / g.sum()
-    x = maps[:, None]
-    # reflect padding (as scipy.ndimage) when the map is large enough, else replicate
-    mode = "reflect" if min(x.shape[-2:]) > r else "replicate"
-    x = F.pad(x, (r, r, r, r), mode=mode)
-    x = F.conv2d(x, g.view(1, 1, 1, -1))
-    x = F.conv2d(x, g.view(1, 1, -1, 1))
-    return x[:, 0]
 
 
 class Gaussian(FeatureDetector):
@@ -248,8 +188,8 @@ class Gaussian(FeatureDetector):
         self.variance = check_in_range(variance, "variance", 0, 1, low_inclusive=False,
                                        high_inclusive=False)
         self.pca = check_choice(pca, "pca", ["opposite", "plain", None])
-        self.strides = self._check_strides(strides, "strides", allow_empty=False)
-        self.map_strides = self._check_strides(map_strides, "map_strides", allow_empty=True)
+        self.strides = check_strides(strides, "strides")
+        self.map_strides = check_strides(map_strides, "map_strides", allow_empty=True)
         self.pixel_cov = check_choice(pixel_cov, "pixel_cov", ["ledoit_wolf", "regularized"])
         self.reg = check_in_range(reg, "reg", 0, None)
         self.sigma = check_in_range(sigma, "sigma", 0, None)
@@ -259,24 +199,6 @@ class Gaussian(FeatureDetector):
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.device = device
         self.progress = bool(progress)
-
-    @staticmethod
-    def _check_strides(strides, name, allow_empty):
-        if isinstance(strides, (int, np.integer)):
-            strides = (int(strides),)
-        try:
-            strides = tuple(check_positive_int(s, name) for s in strides)
-        except TypeError:
-            raise TypeError(f"{name} must be a tuple of strides such as (8, 16), "
-                            f"got {strides!r}.") from None
-        for s in strides:
-            if s & (s - 1):
-                raise ValueError(f"{name} must be powers of two (2, 4, 8, 16, 32), got {s}.")
-        if not strides and not allow_empty:
-            raise ValueError(f"{name} must name at least one backbone stage, e.g. (8, 16).")
-        if len(set(strides)) != len(strides):
-            raise ValueError(f"{name} has a repeated stage: {strides}.")
-        return strides
 
     # -- features -----------------------------------------------------------------
     def _all_strides(self):
@@ -288,13 +210,9 @@ class Gaussian(FeatureDetector):
         so a notebook can extract once and try several settings."""
         from ..checks import check_images
         images = check_images(images)
-        desc = "Gaussian: features"
-        from ..torch_utils import default_device
-        dev = default_device(self.device)
-        if getattr(self, "_extractor", None) is None:
-            self._extractor = _make_extractor(self.backbone, self._all_strides(), dev)
-        feats = _run_extractor(self._extractor, images, self.batch_size, dev,
-                               self.progress, desc)
+        extractor = get_extractor(self.backbone, self._all_strides(), self.device)
+        feats = run_extractor(extractor, images, batch_size=self.batch_size,
+                              progress=self.progress, desc="Gaussian: features")
         return dict(zip(self._all_strides(), feats))
 
     # -- fit ----------------------------------------------------------------------
@@ -389,7 +307,7 @@ class Gaussian(FeatureDetector):
                 up = F.interpolate(out[:, None], size=(H, W), mode="bilinear",
                                    align_corners=False)[:, 0]
                 maps += up / len(self.map_strides)
-            maps = _blur_maps(maps, self.sigma)
+            maps = blur_maps(maps, self.sigma)
         extras = {"stage_scores": {str(s): v.astype(np.float32) for s, v in per_stage.items()}}
         return AnomalyResult(maps.cpu().numpy(), scores.astype(np.float32), extras=extras)
 

@@ -50,8 +50,7 @@ from ..checks import check_in_range, check_positive_int
 from ..contrario.gaussian import count_tests, log_nfa_gaussian, vote_log_nfa
 from .base import AnomalyResult, Detector
 
-__all__ = ["SelfSimilarity", "rethreshold", "scale_log_nfa", "bench_selfsim_predict",
-           "bench_eps_update"]
+__all__ = ["SelfSimilarity", "rethreshold", "scale_log_nfa"]
 
 
 def _check_scales(scales):
@@ -531,49 +530,3 @@ def scale_log_nfa(result: AnomalyResult, scales=None) -> dict:
     scales = _check_result_scales(result, scales)
     logs, _ = _scale_log_nfa(result.extras, scales, result.maps.shape[1:])
     return dict(zip(scales, logs))
-
-
-# -- micro-benchmarks (``python -m adkit bench --task selfsim`` / ``selfsim_eps``) ------------
-def _bench_setup(size: int, n_train: int, seed: int):
-    from ..data import load
-    train, test = load("synthetic/pill", n_train=n_train, n_test=2, size=size, seed=seed,
-                       exposure=False, pose=False)
-    det = SelfSimilarity(progress=False).fit(train.images)
-    return det, test.images[-1:]          # the last test image is a defective one
-
-
-def bench_selfsim_predict(size: int = 256, n_train: int = 20, repeat: int = 2,
-                          seed: int = 0) -> dict:
-    """Time ``SelfSimilarity.predict`` on one ``size``×``size`` image with the paper's
-    3 scales (K_s = 5(s+1) images, so ``n_train`` ≥ 15 makes every scale search its
-    full set). Returns seconds: ``fit_s`` (``n_train`` images) and ``predict_1_s``
-    (best of ``repeat``). Issue target: under 3 s on 2 CPU cores at 256×256."""
-    import time
-    t0 = time.perf_counter()
-    det, x = _bench_setup(size, n_train, seed)
-    fit_s = time.perf_counter() - t0
-    best = np.inf
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        det.predict(x)
-        best = min(best, time.perf_counter() - t0)
-    return {"size": int(size), "n_train": int(n_train), "scales": len(det.scales),
-            "fit_s": fit_s, "predict_1_s": best}
-
-
-def bench_eps_update(size: int = 256, n_train: int = 20, repeat: int = 20,
-                     seed: int = 0) -> dict:
-    """Time one ε-slider update: :func:`rethreshold` of a one-image result of size
-    ``size``×``size`` at a new ε (log NFA per scale, vote, r^MS, s_ra; no patch search).
-    Returns seconds (median and best of ``repeat`` updates over ε in [1e-5, 1]).
-    Issue target: under 0.1 s per update at 256×256."""
-    import time
-    det, x = _bench_setup(size, n_train, seed)
-    res = det.predict(x)
-    times = []
-    for e in np.logspace(-5, 0, max(1, repeat)):
-        t0 = time.perf_counter()
-        rethreshold(res, float(e), det.n_votes).segment(float(e))
-        times.append(time.perf_counter() - t0)
-    return {"size": int(size), "eps_update_s": float(np.median(times)),
-            "eps_update_best_s": float(np.min(times))}

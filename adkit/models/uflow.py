@@ -1,4 +1,4 @@
-"""U-Flow: a U-shaped normalizing flow with an unsupervised a contrario threshold.
+r"""U-Flow: a U-shaped normalizing flow with an unsupervised a contrario threshold.
 
 Tailanian, Pardo & Musé, "U-Flow: A U-shaped Normalizing Flow for Anomaly Detection
 with Unsupervised Threshold", J. Math. Imaging Vis. 2024 (arXiv:2211.12353).
@@ -14,13 +14,13 @@ with Unsupervised Threshold", J. Math. Imaging Vis. 2024 (arXiv:2211.12353).
    that scale's latent :math:`z_s`; the other half is invertibly upsampled (pixel
    shuffle: C/4 channels, twice the size) and concatenated to the next scale's
    features. Trained on normal images by maximum likelihood,
-   :math:`\\mathcal L = \\mathrm{mean}(\\tfrac12\\|z\\|^2 - \\log|\\det J|)`, so that the
+   :math:`\mathcal L = \mathrm{mean}(\tfrac12\|z\|^2 - \log|\det J|)`, so that the
    latents of normal images are white Gaussian noise.
-3. **Likelihood map.** :math:`A(x) = 1 - \\frac1L\\sum_s \\uparrow
-   \\exp(-\\tfrac12 \\mathrm{mean}_c z_{s,c}(x)^2)` (bilinear upsampling to the image).
+3. **Likelihood map.** :math:`A(x) = 1 - \frac1L\sum_s \uparrow
+   \exp(-\tfrac12 \mathrm{mean}_c z_{s,c}(x)^2)` (bilinear upsampling to the image).
 4. **A contrario segmentation** (:func:`adkit.contrario.tree.tree_log_nfa`): at each
    scale, the tree of connected components of the upper level sets of
-   :math:`\\sum_c z_{s,c}^2` (a χ²_C field under the null hypothesis); log NFA of each
+   :math:`\sum_c z_{s,c}^2` (a χ²_C field under the null hypothesis); log NFA of each
    region from the Chernoff bound and the polyomino count of tests; the tree is
    simplified (PFA prune + merge); scales merged by the pixelwise minimum. A pixel is
    anomalous when its log NFA < log10 ε (ε = 1 by default: about one false detection
@@ -45,7 +45,7 @@ border). On the five synthetic categories it lifted the pixel AUROC from
 latent grids, hence the same number of tests.
 
 What to expect from the threshold: with the polyomino count of tests a region is
-significant only when :math:`|R|\\frac C2(t - 1 - \\ln t) > \\ln N_{tests} \\approx 1.4 N`
+significant only when :math:`|R|\frac C2(t - 1 - \ln t) > \ln N_{tests} \approx 1.4 N`
 (N: positions of the finest latent map). EfficientNet-Lite0 has few channels per
 scale (latents of 59, 76 and 160 channels at strides 8, 16, 32), so on small defects
 mostly the coarsest scale gathers enough evidence: detections at ε = 1 touch the
@@ -54,19 +54,18 @@ than a thin scratch.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
+from ..backbone import check_pad, check_strides, get_extractor, run_extractor
 from ..checks import check_choice, check_in_range, check_positive_int
+from ..training import train_epochs
 from .base import AnomalyResult, Detector
-from .gaussian import _crop_features
 
 __all__ = ["UFlow"]
 
 
 class UFlow(Detector):
-    """U-shaped normalizing flow over frozen multi-scale features (Tailanian et al. 2024).
+    r"""U-shaped normalizing flow over frozen multi-scale features (Tailanian et al. 2024).
 
     Parameters
     ----------
@@ -81,7 +80,7 @@ class UFlow(Detector):
         overfit: latents of unseen normal images then stop looking like white noise
         and the a contrario threshold fires).
     clamp : float, default 2.0
-        Soft clamp of the coupling log-scale, :math:`s = \\frac{2c}{\\pi}\\arctan(\\frac{\\pi s'}{2c})`
+        Soft clamp of the coupling log-scale, :math:`s = \frac{2c}{\pi}\arctan(\frac{\pi s'}{2c})`
         (paper / FrEIA: 2.0).
     permutation : {"fixed", "conv"}, default "fixed"
         Channel mixing in each step: a fixed random permutation (the paper's code) or a
@@ -144,18 +143,7 @@ class UFlow(Detector):
         if not isinstance(backbone, str):
             raise TypeError(f"backbone must be a timm model name, got {backbone!r}.")
         self.backbone = backbone
-        try:
-            strides = [check_positive_int(s, "strides") for s in strides]
-        except TypeError as e:
-            raise TypeError(f"strides must be a list of integers, got {strides!r}.") from e
-        if not strides:
-            raise ValueError("strides is empty: give at least one feature scale, e.g. (8, 16, 32).")
-        for a, b in zip(strides, strides[1:]):
-            if b != 2 * a:
-                raise ValueError(
-                    f"strides must double from one scale to the next (the U shape upsamples "
-                    f"by 2), got {list(strides)}; e.g. (8, 16, 32).")
-        self.strides = tuple(strides)
+        self.strides = check_strides(strides, "strides", doubling=True)
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self.clamp = check_in_range(clamp, "clamp", 0, None, low_inclusive=False)
         self.permutation = check_choice(permutation, "permutation", ("fixed", "conv"))
@@ -173,23 +161,12 @@ class UFlow(Detector):
         self.weight_decay = check_in_range(weight_decay, "weight_decay", 0, None)
         self.lr_end_factor = check_in_range(lr_end_factor, "lr_end_factor", 0, 1,
                                             low_inclusive=False)
-        self.pad = check_positive_int(pad, "pad", minimum=0)
-        if self.pad % max(self.strides):
-            raise ValueError(f"pad must be a multiple of the largest stride "
-                             f"{max(self.strides)} (e.g. 0 or {max(self.strides)}), got {pad}.")
+        self.pad = check_pad(pad, self.strides)
         self.seed = check_positive_int(seed, "seed", minimum=0)
         self.device = device
         self.progress = bool(progress)
 
     # -- internals ------------------------------------------------------------------
-    def _extractor(self):
-        ex = getattr(self, "_extractor_cache", None)
-        if ex is None:  # shared, frozen backbones: built once per process
-            from ..features import _get_extractor
-            ex = _get_extractor(self.backbone, self.strides, self.device)
-            self._extractor_cache = ex
-        return ex
-
     def _work_size(self, shape) -> tuple[int, int]:
         if self.size is not None:
             return (self.size, self.size)
@@ -202,28 +179,10 @@ class UFlow(Detector):
 
     def _features(self, images: np.ndarray, progress: bool = False):
         """Frozen features of numpy images, on the CPU, batch by batch."""
-        import torch
-        from torch.nn import functional as F
-        from tqdm.auto import tqdm
-
-        from ..torch_utils import to_tensor
-        ex = self._extractor()
-        size = self._work_size(images.shape[1:3])
-        out: list[list] = [[] for _ in self.strides]
-        bs = max(self.batch_size, 16)
-        with torch.no_grad():
-            for i in tqdm(range(0, len(images), bs), desc="U-Flow features",
-                          disable=not progress, leave=False):
-                x = to_tensor(images[i:i + bs], ex.device)
-                if tuple(x.shape[2:]) != size:
-                    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False,
-                                      antialias=True)
-                pad = self.pad
-                if pad:
-                    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-                for k, (s, f) in enumerate(zip(self.strides, ex(x))):
-                    out[k].append(_crop_features(f, pad, s).float().cpu())
-        return [torch.cat(o) for o in out]
+        ex = get_extractor(self.backbone, self.strides, self.device)
+        return run_extractor(ex, images, batch_size=max(self.batch_size, 16),
+                             size=self._work_size(images.shape[1:3]), pad=self.pad,
+                             progress=progress, desc="U-Flow features")
 
     def _build(self, channels):
         from ..nets.flow import UFlowNet
@@ -234,7 +193,6 @@ class UFlow(Detector):
 
     def _fit(self, images: np.ndarray) -> None:
         import torch
-        from tqdm.auto import tqdm
 
         from ..nets.flow import flow_nll
         from ..torch_utils import default_device, seed_everything
@@ -253,36 +211,30 @@ class UFlow(Detector):
         sched = torch.optim.lr_scheduler.LinearLR(
             opt, start_factor=1.0, end_factor=self.lr_end_factor,
             total_iters=max(1, self.epochs * n_batches))
+
+        def epoch() -> float:
+            perm = torch.randperm(n, generator=gen)
+            total, count = 0.0, 0
+            for b in range(n_batches):
+                idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+                batch = [f[idx].to(dev) for f in feats]
+                z, log_det = self.net_(batch)
+                loss = flow_nll(z, log_det)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        "the U-Flow loss became NaN/infinite: lower lr (e.g. lr=3e-4) "
+                        "or clamp.")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()  # the linear decay, per batch
+                total += loss.item() * len(idx)
+                count += len(idx)
+            return total / count
+
         self.history_ = []
-        self.net_.train()
-        bar = tqdm(range(self.epochs), desc="U-Flow", disable=not self.progress)
-        try:
-            for _ in bar:
-                perm = torch.randperm(n, generator=gen)
-                total, count = 0.0, 0
-                for b in range(n_batches):
-                    idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
-                    batch = [f[idx].to(dev) for f in feats]
-                    z, log_det = self.net_(batch)
-                    loss = flow_nll(z, log_det)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            "the U-Flow loss became NaN/infinite: lower lr (e.g. lr=3e-4) "
-                            "or clamp.")
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    total += loss.item() * len(idx)
-                    count += len(idx)
-                self.history_.append(total / count)
-                bar.set_postfix(loss=f"{self.history_[-1]:.4f}")
-        except KeyboardInterrupt:
-            warnings.warn(f"U-Flow training interrupted after {len(self.history_)} "
-                          "epoch(s); the weights reached so far are kept.")
-        finally:
-            bar.close()
-        self.net_.eval()
+        train_epochs(epoch, self.epochs, net=self.net_, name="U-Flow",
+                     progress=self.progress, history=self.history_)
 
     def latents(self, images) -> list[np.ndarray]:
         """The latent variables of ``images``: one float32 array (N, C_s, h, w) per scale,

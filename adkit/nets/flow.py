@@ -1,15 +1,15 @@
-"""U-Flow's invertible blocks and the U-shaped normalizing flow (torch modules).
+r"""U-Flow's invertible blocks and the U-shaped normalizing flow (torch modules).
 
 A normalizing flow is an invertible map :math:`f` from features :math:`x` to a latent
-:math:`z = f(x)` trained so that :math:`z \\sim \\mathcal N(0, I)` on normal data. By the
+:math:`z = f(x)` trained so that :math:`z \sim \mathcal N(0, I)` on normal data. By the
 change of variables,
 
 .. math::
 
-    \\log p_X(x) = \\log p_Z(f(x)) + \\log |\\det J_f(x)|
-                = -\\tfrac12 \\|z\\|^2 - \\tfrac D2 \\log 2\\pi + \\log |\\det J_f(x)|,
+    \log p_X(x) = \log p_Z(f(x)) + \log |\det J_f(x)|
+                = -\tfrac12 \|z\|^2 - \tfrac D2 \log 2\pi + \log |\det J_f(x)|,
 
-so training minimizes :math:`\\tfrac12\\|z\\|^2 - \\log|\\det J_f(x)|` (:func:`flow_nll`).
+so training minimizes :math:`\tfrac12\|z\|^2 - \log|\det J_f(x)|` (:func:`flow_nll`).
 
 Every block here is an :class:`InvertibleModule`: ``forward(x) -> (y, log_det)``
 with ``log_det`` of shape (B,) (log |det J| of the block for each sample) and
@@ -22,7 +22,7 @@ with ``log_det`` of shape (B,) (log |det J| of the block for each sample) and
   with ``permute_soft=False``, the choice of the U-Flow code).
 - :class:`AffineCoupling`: half of the channels pass unchanged and predict, through a
   conv-ReLU-conv subnet, a scale and a shift for the other half; the log-scale is
-  soft-clamped, :math:`s = \\frac{2 c}{\\pi} \\arctan(\\frac{\\pi s'}{2 c})` (clamp
+  soft-clamped, :math:`s = \frac{2 c}{\pi} \arctan(\frac{\pi s'}{2 c})` (clamp
   c = 2), the arctan soft clamp of FrEIA's AllInOneBlock / GLOWCouplingBlock.
 - :class:`GlowStep`: ActNorm → permutation (or 1×1 conv) → coupling.
 - :class:`PixelShuffleUp`: invertible upsampling, C channels at (H, W) → C/4 at
@@ -124,7 +124,7 @@ class Permutation(InvertibleModule):
 
 
 class InvConv1x1(InvertibleModule):
-    """Invertible 1×1 convolution, :math:`W = P L (U + \\mathrm{diag}(\\sigma e^{s}))`.
+    r"""Invertible 1×1 convolution, :math:`W = P L (U + \mathrm{diag}(\sigma e^{s}))`.
 
     P is a fixed permutation, L unit lower triangular, U strictly upper triangular,
     σ fixed signs: log |det W| = Σ s, so log det = H·W·Σ s (Glow, Section 3.2).
@@ -164,7 +164,7 @@ class InvConv1x1(InvertibleModule):
 
 
 def soft_clamp(s: torch.Tensor, clamp: float) -> torch.Tensor:
-    """:math:`\\frac{2c}{\\pi}\\arctan(\\frac{\\pi s}{2c})`: ≈ s near 0, smoothly bounded by ±c."""
+    r""":math:`\frac{2c}{\pi}\arctan(\frac{\pi s}{2c})`: ≈ s near 0, smoothly bounded by ±c."""
     return clamp * (2.0 / math.pi) * torch.atan(s * (math.pi / 2.0) / clamp)
 
 
@@ -351,8 +351,8 @@ class UFlowNet(nn.Module):
 
 
 def flow_nll(z: Sequence[torch.Tensor], log_det: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood per dimension, :math:`\\mathrm{mean}_b(\\tfrac12\\|z_b\\|^2 -
-    \\log|\\det J_b|) / D` (the constant :math:`\\tfrac D2\\log 2\\pi` dropped; dividing by
+    r"""Negative log-likelihood per dimension, :math:`\mathrm{mean}_b(\tfrac12\|z_b\|^2 -
+    \log|\det J_b|) / D` (the constant :math:`\tfrac D2\log 2\pi` dropped; dividing by
     the number of dimensions D only rescales the loss)."""
     sq = sum(0.5 * (zi ** 2).flatten(1).sum(1) for zi in z)
     dims = sum(zi[0].numel() for zi in z)

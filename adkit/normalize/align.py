@@ -1,45 +1,45 @@
-"""Global affine alignment by the inverse compositional algorithm (Baker & Matthews).
+r"""Global affine alignment by the inverse compositional algorithm (Baker & Matthews).
 
 Lucas-Kanade alignment finds the warp :math:`W(x; p)` that makes an image :math:`I`
 look like a template (the reference) :math:`T`. With an affine warp
 
 .. math::
 
-    W(x; p) = \\begin{pmatrix} 1 + p_1 & p_3 & p_5 \\\\ p_2 & 1 + p_4 & p_6 \\end{pmatrix}
-              \\begin{pmatrix} x \\\\ y \\\\ 1 \\end{pmatrix},
+    W(x; p) = \begin{pmatrix} 1 + p_1 & p_3 & p_5 \\ p_2 & 1 + p_4 & p_6 \end{pmatrix}
+              \begin{pmatrix} x \\ y \\ 1 \end{pmatrix},
 
 the *inverse compositional* algorithm minimises, at each iteration, over an
-increment :math:`\\Delta p` applied to the **template**,
+increment :math:`\Delta p` applied to the **template**,
 
 .. math::
 
-    \\sum_x \\rho\\big( T(W(x; \\Delta p)) - I(W(x; p)) \\big),
+    \sum_x \rho\big( T(W(x; \Delta p)) - I(W(x; p)) \big),
 
-and updates :math:`W(x; p) \\leftarrow W(x; p) \\circ W(x; \\Delta p)^{-1}`. Linearising
-around :math:`\\Delta p = 0` gives the Gauss-Newton step
+and updates :math:`W(x; p) \leftarrow W(x; p) \circ W(x; \Delta p)^{-1}`. Linearising
+around :math:`\Delta p = 0` gives the Gauss-Newton step
 
 .. math::
 
-    \\Delta p = H^{-1} \\sum_x w(x)\\, \\mathrm{SD}(x)^\\top \\big[I(W(x;p)) - T(x)\\big],
-    \\qquad \\mathrm{SD}(x) = \\nabla T(x)\\, \\frac{\\partial W}{\\partial p}(x; 0),
-    \\qquad H = \\sum_x w(x)\\, \\mathrm{SD}(x)^\\top \\mathrm{SD}(x),
+    \Delta p = H^{-1} \sum_x w(x)\, \mathrm{SD}(x)^\top \big[I(W(x;p)) - T(x)\big],
+    \qquad \mathrm{SD}(x) = \nabla T(x)\, \frac{\partial W}{\partial p}(x; 0),
+    \qquad H = \sum_x w(x)\, \mathrm{SD}(x)^\top \mathrm{SD}(x),
 
 where the *steepest-descent images* SD depend only on the template. That is the
 point of the algorithm: the template gradient (Sobel), the Jacobian and, for the
 quadratic loss, the inverse Hessian are computed **once** per pyramid level on the
 reference, and each iteration costs one warp of the image and one 6-vector product.
-Here :math:`\\partial W / \\partial p = \\begin{pmatrix} x & 0 & y & 0 & 1 & 0 \\\\
-0 & x & 0 & y & 0 & 1\\end{pmatrix}`.
+Here :math:`\partial W / \partial p = \begin{pmatrix} x & 0 & y & 0 & 1 & 0 \\
+0 & x & 0 & y & 0 & 1\end{pmatrix}`.
 
 Robust losses (``loss="huber"`` or ``"lorentzian"``) use iteratively reweighted
-least squares: the weight of each pixel, :math:`w = \\psi(e)/e`, is recomputed from the
+least squares: the weight of each pixel, :math:`w = \psi(e)/e`, is recomputed from the
 residual :math:`e` at each iteration with a robust scale
-:math:`\\hat\\sigma = 1.4826\\,\\mathrm{MAD}(e)`, so occlusions, defects and dust no longer
+:math:`\hat\sigma = 1.4826\,\mathrm{MAD}(e)`, so occlusions, defects and dust no longer
 pull the estimate (Baker & Matthews, "Lucas-Kanade 20 years on", part 2: the Hessian
 is then re-weighted, a 6x6 sum, while the SD images stay precomputed).
 
-- Huber (k = 1.345): :math:`w = \\min(1, k\\hat\\sigma/|e|)`.
-- Lorentzian (c = 2.385): :math:`w = 1 / (1 + (e / c\\hat\\sigma)^2)`.
+- Huber (k = 1.345): :math:`w = \min(1, k\hat\sigma/|e|)`.
+- Lorentzian (c = 2.385): :math:`w = 1 / (1 + (e / c\hat\sigma)^2)`.
 
 The estimate runs coarse to fine on a Gaussian pyramid (each level halves the
 size; the warp found on a level initialises the next one), on the grey level
@@ -68,7 +68,6 @@ error functions).
 """
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
@@ -79,7 +78,7 @@ from ..checks import check_choice, check_images, check_in_range, check_positive_
 from .base import Transform
 
 __all__ = ["Align", "align_affine", "warp_affine", "invert_affine", "params_to_matrix",
-           "medoid_index", "bench_align"]
+           "medoid_index"]
 
 _LOSSES = ("l2", "huber", "lorentzian")
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma, as OpenCV's grey
@@ -100,9 +99,9 @@ _BATCH_PIXELS = 2 ** 22
 # -- parameters and warps -------------------------------------------------------------
 
 def params_to_matrix(params: Any) -> np.ndarray:
-    """A (2, 3) affine matrix from a (2, 3) matrix or the 6-vector p of Baker & Matthews.
+    r"""A (2, 3) affine matrix from a (2, 3) matrix or the 6-vector p of Baker & Matthews.
 
-    The 6-vector is :math:`(p_1, \\dots, p_6)` with
+    The 6-vector is :math:`(p_1, \dots, p_6)` with
     :math:`A = [[1 + p_1, p_3, p_5], [p_2, 1 + p_4, p_6]]`, so p = 0 is the identity.
     Works on batches ((N, 2, 3) or (N, 6)).
     """
@@ -690,49 +689,3 @@ class Align(Transform):
                                       min_value=0.0, max_value=1.0)
         self.reference_index_ = state_int(state, "reference_index", minimum=0)
         self._template = None
-
-
-# -- benchmark ---------------------------------------------------------------------------
-
-def _similarity(deg: float, tx: float, ty: float, scale: float, h: int, w: int) -> np.ndarray:
-    """Rotation + scale about the image centre, then translation (pixels): (2, 3)."""
-    cx, cy, th = (w - 1) / 2, (h - 1) / 2, np.deg2rad(deg)
-    a = scale * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    t = np.array([cx, cy]) - a @ [cx, cy] + [tx, ty]
-    return np.hstack([a, t[:, None]])
-
-
-def bench_align(n: int = 100, size: int = 256, seed: int = 0, loss: str = "l2") -> dict:
-    """Time the alignment of ``n`` images of ``size`` x ``size`` onto one reference.
-
-    The reference is a synthetic pill (no pose jitter, no exposure change); the ``n``
-    images are copies of it moved by random known warps (rotation up to 10 degrees,
-    translation up to 10% of the size, scale 0.9-1.1), with a change of exposure
-    (gain 0.8-1.2, offset +-0.05) and sensor noise. Timed: :meth:`Align.transform` of
-    the n images (estimation and warping of the colour images), after ``fit``.
-
-    Returns
-    -------
-    dict with ``seconds``, ``images_per_s``, ``mean_residual_px`` (mean distance between
-    the recovered and the true position of the image corners, pixels), ``converged``
-    (fraction), ``n``, ``size``.
-    """
-    from ..data import synthetic
-    rng = np.random.default_rng(seed)
-    ref, _ = synthetic.make_one("pill", size=size, seed=seed, pose=False, exposure=False,
-                                noise=False)
-    true = np.stack([_similarity(rng.uniform(-10, 10), *rng.uniform(-0.1, 0.1, 2) * size,
-                                 rng.uniform(0.9, 1.1), size, size) for _ in range(n)])
-    images = warp_affine(np.repeat(ref[None], n, 0), invert_affine(true))
-    images = images * rng.uniform(0.8, 1.2, (n, 1, 1, 1)) + rng.uniform(-.05, .05, (n, 1, 1, 1))
-    images = np.clip(images + rng.normal(0, 0.01, images.shape), 0, 1).astype(np.float32)
-    step = Align(loss=loss, progress=False).fit(ref[None])
-    step._get_template()
-    t0 = time.perf_counter()
-    step.transform(images)
-    dt = time.perf_counter() - t0
-    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1],
-                        [size - 1, size - 1, 1.0]]).T
-    res = np.linalg.norm((step.params_ - true) @ corners, axis=1).mean()
-    return {"seconds": dt, "images_per_s": n / dt, "mean_residual_px": float(res),
-            "converged": step.converged_, "n": n, "size": size}

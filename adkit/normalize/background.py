@@ -1,4 +1,4 @@
-"""Background anomaly removal (Son, Kim, Kang, Lee, "Improvement on image anomaly
+r"""Background anomaly removal (Son, Kim, Kang, Lee, "Improvement on image anomaly
 detection focusing on background anomaly").
 
 Dust, lint or reflections on the *background* around an object are not defects of the
@@ -7,12 +7,12 @@ background before detection, with four classic operations:
 
 1. **Grey-range threshold.** A pixel whose grey level :math:`g(x)` (8-bit scale,
    0-255) lies in ``gray_range`` :math:`[g_{lo}, g_{hi}]` is taken as background:
-   :math:`B_0 = \\{x : g_{lo} \\le g(x) \\le g_{hi}\\}`. The paper's setting is
+   :math:`B_0 = \{x : g_{lo} \le g(x) \le g_{hi}\}`. The paper's setting is
    :math:`[150, 255]`: a bright background around a darker object. The range selects
    the **background**; pass the range that your background occupies (adkit's synthetic
    objects lie on a dark-to-mid background: about ``(0, 100)``, see notebook 01).
 2. **Opening then closing** of that mask with a square structuring element of side
-   ``kernel_size``: :math:`B = (B_0 \\circ K) \\bullet K`. The opening removes thin or
+   ``kernel_size``: :math:`B = (B_0 \circ K) \bullet K`. The opening removes thin or
    small "background-coloured" parts of the object (a dark crack on a bright part stays
    part of the object); the closing fills the small holes of the background mask, which
    are exactly the dust particles whose grey level fell outside the range.
@@ -20,7 +20,7 @@ background before detection, with four classic operations:
    per channel.
 4. **Composite**: blurred image on the background, the untouched image on the object,
 
-   .. math:: u'(x) = \\mathbb{1}_B(x)\\,(\\mathrm{blur}\\ u)(x) + (1 - \\mathbb{1}_B(x))\\,u(x).
+   .. math:: u'(x) = \mathbb{1}_B(x)\,(\mathrm{blur}\ u)(x) + (1 - \mathbb{1}_B(x))\,u(x).
 
 Particles smaller than half the blur window disappear under the median; the object,
 outside the mask, is left exactly as it was, so defects on it stay visible.

@@ -1,4 +1,4 @@
-"""Midway histogram equalization of N images (Delon, JMIV 2004).
+r"""Midway histogram equalization of N images (Delon, JMIV 2004).
 
 Two photographs of the same scene taken with different exposures have different
 histograms. *Midway equalization* gives them all one common histogram, "in the middle"
@@ -11,9 +11,9 @@ of N images is the harmonic-like mean
 
 .. math::
 
-    H_{\\mathrm{mid}} = \\Big(\\frac{1}{N}\\sum_{i=1}^{N} H_i^{-1}\\Big)^{-1},
+    H_{\mathrm{mid}} = \Big(\frac{1}{N}\sum_{i=1}^{N} H_i^{-1}\Big)^{-1},
 
-and every image is *specified* onto it: :math:`u_i \\mapsto H_{\\mathrm{mid}}^{-1}\\circ H_i(u_i)`.
+and every image is *specified* onto it: :math:`u_i \mapsto H_{\mathrm{mid}}^{-1}\circ H_i(u_i)`.
 For two images this is Delon's original midway image pair; for N images it is the
 "midway of N images" of the same paper. When all images have P pixels, the quantile
 function of image i is simply its sorted pixel values, so
@@ -122,12 +122,12 @@ def _specify(image: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
 
 
 def specify_histogram(images: Any, quantiles: Any) -> np.ndarray:
-    """Give each image, per channel, the histogram described by ``quantiles``.
+    r"""Give each image, per channel, the histogram described by ``quantiles``.
 
     Histogram specification by rank: within each channel the pixel of rank r (ties
     broken stably, in raster order) receives the value of level (r + 1/2)/P of the
     target quantile function, P being the number of pixels. That is
-    :math:`u \\mapsto H_{\\mathrm{target}}^{-1}\\circ H_u(u)` computed exactly.
+    :math:`u \mapsto H_{\mathrm{target}}^{-1}\circ H_u(u)` computed exactly.
 
     Parameters
     ----------
@@ -163,10 +163,10 @@ def specify_histogram(images: Any, quantiles: Any) -> np.ndarray:
 
 
 def midway_equalize(images: Any, *more: Any) -> Any:
-    """Midway equalization of N images, per channel (Delon 2004).
+    r"""Midway equalization of N images, per channel (Delon 2004).
 
-    :math:`H_{\\mathrm{mid}} = (\\frac{1}{N}\\sum_i H_i^{-1})^{-1}`, then each image is
-    specified onto :math:`H_{\\mathrm{mid}}`. Every output image has the same histogram
+    :math:`H_{\mathrm{mid}} = (\frac{1}{N}\sum_i H_i^{-1})^{-1}`, then each image is
+    specified onto :math:`H_{\mathrm{mid}}`. Every output image has the same histogram
     (exactly, for images of equal size), each keeps the order of its own grey levels.
 
     Call it with a batch ``midway_equalize(images)`` ((N, H, W, 3) array, or a list of
@@ -191,10 +191,10 @@ def midway_equalize(images: Any, *more: Any) -> Any:
 
 
 class Midway(Transform):
-    """Midway equalization onto the training set (Delon, JMIV 2004), a normalization step.
+    r"""Midway equalization onto the training set (Delon, JMIV 2004), a normalization step.
 
     ``fit`` computes the midway quantile function of the N training images, per
-    channel, :math:`H_{\\mathrm{mid}}^{-1} = \\frac{1}{N}\\sum_i H_i^{-1}` (the average of
+    channel, :math:`H_{\mathrm{mid}}^{-1} = \frac{1}{N}\sum_i H_i^{-1}` (the average of
     their sorted pixel values); ``transform`` specifies every image (training or test)
     onto it by rank assignment. After it, every image has the same colour histogram, so
     lamp and camera drift (gain, gamma, colour cast) no longer differ between images,

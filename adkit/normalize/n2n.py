@@ -1,4 +1,4 @@
-"""Noise2Noise variability normalization (Artola, Kolodziej, Morel & Ehret,
+r"""Noise2Noise variability normalization (Artola, Kolodziej, Morel & Ehret,
 "Unsupervised variability normalization for anomaly detection", ICIP 2021).
 
 Normal parts vary in ways that are not defects (random speckles on a pill, texture
@@ -9,7 +9,7 @@ network ``f`` trained as in Noise2Noise (Lehtinen et al., 2018): pairs ``(x¹, x
 *different normal images* play the role of two noisy observations of the same
 object, and ``f`` is trained with the L1 loss
 
-.. math::  L(f) = \\sum_{(x^1, x^2)} \\lVert f(x^1) - x^2 \\rVert_1 .
+.. math::  L(f) = \sum_{(x^1, x^2)} \lVert f(x^1) - x^2 \rVert_1 .
 
 What one normal image cannot predict about another (where the speckles fall, the
 noise) is averaged out: ``f`` converges to the (median) of the target given the
@@ -33,11 +33,10 @@ training images, ``transform`` applies it, so it composes in front of a detector
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..checks import check_choice, check_in_range, check_positive_int
+from ..training import train_epochs
 from .base import Transform
 
 __all__ = ["N2N"]
@@ -217,7 +216,6 @@ class N2N(Transform):
 
     def _fit(self, x: np.ndarray) -> None:
         import torch
-        from tqdm.auto import tqdm
 
         from ..torch_utils import default_device, seed_everything
         seed_everything(self.seed)
@@ -227,30 +225,24 @@ class N2N(Transform):
         net = self._make_net().to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, betas=(0.9, 0.99))
         n_steps = max(1, int(np.ceil(len(x) * self.crops_per_image / self.batch_size)))
+
+        def epoch() -> float:
+            total = 0.0
+            for _ in range(n_steps):
+                src, tgt = draw(self.batch_size)
+                src = torch.from_numpy(src).to(dev)
+                tgt = torch.from_numpy(tgt).to(dev)
+                loss = (net(src) - tgt).abs().mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+            return total / n_steps
+
         self.history_ = []
         self.net_ = net
-        bar = tqdm(range(self.epochs), desc=f"N2N ({self.pairing})", disable=not self.progress)
-        net.train()
-        try:
-            for _ in bar:
-                total = 0.0
-                for _ in range(n_steps):
-                    src, tgt = draw(self.batch_size)
-                    src = torch.from_numpy(src).to(dev)
-                    tgt = torch.from_numpy(tgt).to(dev)
-                    loss = (net(src) - tgt).abs().mean()
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach())
-                self.history_.append(total / n_steps)
-                bar.set_postfix(loss=f"{self.history_[-1]:.4f}")
-        except KeyboardInterrupt:
-            warnings.warn(f"N2N training interrupted after {len(self.history_)} epoch(s); "
-                          "the weights reached so far are kept.", stacklevel=3)
-        finally:
-            bar.close()
-            net.eval()
+        train_epochs(epoch, self.epochs, net=net, name="N2N", desc=f"N2N ({self.pairing})",
+                     progress=self.progress, history=self.history_)
 
     def _transform(self, images: np.ndarray) -> np.ndarray:
         import torch

@@ -9,18 +9,24 @@ data) is its own, and prints one table row per pair::
 
 Micro-tasks (``--task NAME``) time one acceptance criterion each (e.g. aligning 100
 images, one ε-slider update); see :data:`TASKS`.
+
+Modules: :mod:`adkit.bench.tasks` holds every micro-task (a ``bench_*`` function each),
+:mod:`adkit.bench.settings` the settings of the lessons that a benchmark reproduces.
+The method modules know nothing of benchmarks or notebooks.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
-from typing import Callable
 
 import numpy as np
+
+from .tasks import TASKS
 
 __all__ = ["make_detector", "compare", "bench_one", "bench", "format_table", "TASKS",
            "run_task", "CALIBRATE"]
@@ -32,7 +38,7 @@ STEPS = {"midway": "Midway", "align": "Align", "background": "BackgroundCleanup"
 def make_detector(method: str, params: dict | None = None, steps=()):
     """Build a detector from its CLI name (see ``adkit.models.METHODS``), wrapped in a
     Pipeline when normalization ``steps`` (CLI names, see :data:`STEPS`) are given."""
-    from . import models, normalize
+    from .. import models, normalize
     if method not in models.METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(models.METHODS)}.")
     det = getattr(models, models.METHODS[method])(**(params or {}))
@@ -80,7 +86,8 @@ def compare(methods, train, test, steps=(), params: dict | None = None,
         One row per (method, variant): metrics at ``eps`` and fit / predict seconds.
     """
     from tqdm.auto import tqdm
-    from . import models
+
+    from .. import models
     params = params or {}
     variants = [()] + ([tuple(steps)] if steps else [])
     results: dict = {}
@@ -111,7 +118,7 @@ def compare(methods, train, test, steps=(), params: dict | None = None,
 def _quality(res, test, eps: float) -> dict:
     """All metrics at ``eps``, plus the false alarms under the method's own NFA when a
     calibration replaced it (``model_false_alarms``)."""
-    from . import metrics
+    from .. import metrics
     row = metrics.evaluate(res, test, eps=eps)
     own = res.extras.get("model_log_nfa")
     good = np.asarray(test.labels) == 0
@@ -130,7 +137,7 @@ def bench_one(method: str, data: str, params: dict | None = None, steps=(),
               size: int | None = None, n_train: int | None = None, n_test: int | None = None,
               seed: int = 0, root: str | None = None, eps: float = 1.0) -> dict:
     """Fit and predict one method on one dataset in this process; returns a row dict."""
-    from . import data as D
+    from .. import data as D
     kw = {"seed": seed}
     if size is not None:
         kw["size"] = size
@@ -196,72 +203,16 @@ def format_table(rows: list[dict]) -> str:
 
 
 # -- micro-tasks ------------------------------------------------------------------------
-def _timeit(fn: Callable, repeat: int = 1) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def _task_reference(size=256, **_):
-    """Fit the reference detector on 100 images and predict 100 (per-pixel Gaussian)."""
-    from .data import load
-    from .models import ReferenceGaussian
-    train, test = load("synthetic/pill", n_train=100, n_test=100, size=size)
-    det = ReferenceGaussian()
-    return {"fit_s": _timeit(lambda: det.fit(train)),
-            "predict_100_s": _timeit(lambda: det.predict(test))}
-
-
-def _task_synthetic(size=256, **_):
-    """Generate 100 images of the embedded data (train split) per category."""
-    from .data import load, synthetic
-    out = {}
-    for c in synthetic.CATEGORIES:
-        out[f"{c}_100_s"] = _timeit(lambda: load(f"synthetic/{c}", n_train=100, n_test=2,
-                                                 size=size), repeat=2)
-    return out
-
-
-def _from(module: str, function: str, doc: str) -> Callable:
-    """A task implemented next to the method it measures (``module.function``)."""
-    def task(**kw):
-        import importlib
-        import inspect
-        fn = getattr(importlib.import_module(module), function)
-        accepted = inspect.signature(fn).parameters
-        return fn(**{k: v for k, v in kw.items() if k in accepted})
-    task.__doc__ = doc
-    return task
-
-
-#: name → function(**options) returning a dict of measured figures
-TASKS: dict[str, Callable] = {
-    "reference": _task_reference,
-    "synthetic": _task_synthetic,
-    "align": _from("adkit.normalize.align", "bench_align",
-                   "Align 100 images of 256×256 to the medoid (target < 10 s on 2 cores)."),
-    "selfsim": _from("adkit.models.selfsim", "bench_selfsim_predict",
-                     "Self-similarity on one 256×256 image, 3 scales (target < 3 s)."),
-    "eps": _from("adkit.models.selfsim", "bench_eps_update",
-                 "One ε-slider update on a 256×256 image, residuals kept (target < 0.1 s)."),
-    "coreset": _from("adkit.models.knn", "bench_coreset",
-                     "Greedy coreset, vectorized vs a naive loop (target ≥ 5× faster)."),
-    "knn": _from("adkit.models.knn", "bench_knn",
-                 "kNN: fit 200 + predict 100 images of 256×256, coreset 0.1 (target < 90 s)."),
-    "nfa": _from("adkit.contrario.tree", "bench_tree",
-                 "U-Flow's NFA tree segmentation of one 256×256 map (target < 0.5 s)."),
-    "aesc": _from("adkit.models.aesc", "bench_aesc_train",
-                  "Train AESc at the notebook's settings (target < 5 min on 2 cores)."),
-}
-
-
 def run_task(name: str, **kw) -> dict:
+    """Run the micro-task ``name`` of :data:`TASKS` with the options it takes among ``kw``
+    (e.g. ``size``); returns its figures plus ``total_s``, ``peak_MB`` and ``cores``."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose from {sorted(TASKS)}.")
+    fn = TASKS[name]
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        kw = {k: v for k, v in kw.items() if k in params}
     t0 = time.perf_counter()
-    out = TASKS[name](**kw)
+    out = fn(**kw)
     return {"task": name, **out, "total_s": time.perf_counter() - t0, "peak_MB": _peak_mb(),
             "cores": os.cpu_count()}

@@ -1,0 +1,299 @@
+"""Micro-benchmarks: each ``bench_*`` function times one acceptance criterion.
+
+``python -m adkit bench --task NAME`` runs the function that :data:`TASKS` names
+(``--size`` is passed to the tasks that take a ``size``). Speed is measured here, never
+by a timed test; each function returns a dict of figures (seconds, throughput, and the
+quality reached where a timing alone would hide a broken result).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .settings import NOTEBOOK_SETTINGS
+
+__all__ = ["TASKS", "bench_reference", "bench_synthetic", "bench_align",
+           "bench_selfsim_predict", "bench_eps_update", "bench_coreset", "bench_knn",
+           "bench_nfa_segmentation", "bench_tree", "bench_aesc_train"]
+
+
+def _timeit(fn, repeat: int = 1) -> float:
+    """Best wall-clock seconds of ``repeat`` calls of ``fn()``."""
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_reference(size: int = 256) -> dict:
+    """Fit the reference detector on 100 images and predict 100 (per-pixel Gaussian)."""
+    from ..data import load
+    from ..models import ReferenceGaussian
+    train, test = load("synthetic/pill", n_train=100, n_test=100, size=size)
+    det = ReferenceGaussian()
+    return {"fit_s": _timeit(lambda: det.fit(train)),
+            "predict_100_s": _timeit(lambda: det.predict(test))}
+
+
+def bench_synthetic(size: int = 256) -> dict:
+    """Generate 100 images of the embedded data (train split) per category."""
+    from ..data import load, synthetic
+    out = {}
+    for c in synthetic.CATEGORIES:
+        out[f"{c}_100_s"] = _timeit(lambda: load(f"synthetic/{c}", n_train=100, n_test=2,
+                                                 size=size), repeat=2)
+    return out
+
+
+# -- normalize ---------------------------------------------------------------------
+def _similarity(deg: float, tx: float, ty: float, scale: float, h: int, w: int) -> np.ndarray:
+    """Rotation + scale about the image centre, then translation (pixels): (2, 3)."""
+    cx, cy, th = (w - 1) / 2, (h - 1) / 2, np.deg2rad(deg)
+    a = scale * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    t = np.array([cx, cy]) - a @ [cx, cy] + [tx, ty]
+    return np.hstack([a, t[:, None]])
+
+
+def bench_align(n: int = 100, size: int = 256, seed: int = 0, loss: str = "l2") -> dict:
+    """Time the alignment of ``n`` images of ``size`` x ``size`` onto one reference.
+
+    The reference is a synthetic pill (no pose jitter, no exposure change); the ``n``
+    images are copies of it moved by random known warps (rotation up to 10 degrees,
+    translation up to 10% of the size, scale 0.9-1.1), with a change of exposure
+    (gain 0.8-1.2, offset +-0.05) and sensor noise. Timed: :meth:`Align.transform` of
+    the n images (estimation and warping of the colour images), after ``fit``.
+
+    Target: under 10 s for 100 images of 256×256 on 2 CPU cores.
+
+    Returns
+    -------
+    dict with ``seconds``, ``images_per_s``, ``mean_residual_px`` (mean distance between
+    the recovered and the true position of the image corners, pixels), ``converged``
+    (fraction), ``n``, ``size``.
+    """
+    from ..data import synthetic
+    from ..normalize.align import Align, invert_affine, warp_affine
+    rng = np.random.default_rng(seed)
+    ref, _ = synthetic.make_one("pill", size=size, seed=seed, pose=False, exposure=False,
+                                noise=False)
+    true = np.stack([_similarity(rng.uniform(-10, 10), *rng.uniform(-0.1, 0.1, 2) * size,
+                                 rng.uniform(0.9, 1.1), size, size) for _ in range(n)])
+    images = warp_affine(np.repeat(ref[None], n, 0), invert_affine(true))
+    images = images * rng.uniform(0.8, 1.2, (n, 1, 1, 1)) + rng.uniform(-.05, .05, (n, 1, 1, 1))
+    images = np.clip(images + rng.normal(0, 0.01, images.shape), 0, 1).astype(np.float32)
+    step = Align(loss=loss, progress=False).fit(ref[None])
+    step.transform(ref[None])         # warm-up: builds the template pyramid, not timed
+    t0 = time.perf_counter()
+    step.transform(images)
+    dt = time.perf_counter() - t0
+    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1],
+                        [size - 1, size - 1, 1.0]]).T
+    res = np.linalg.norm((step.params_ - true) @ corners, axis=1).mean()
+    return {"seconds": dt, "images_per_s": n / dt, "mean_residual_px": float(res),
+            "converged": step.converged_, "n": n, "size": size}
+
+
+# -- self-similarity ---------------------------------------------------------------
+def _selfsim_setup(size: int, n_train: int, seed: int):
+    """SelfSimilarity fitted on ``n_train`` pills, and one defective test image."""
+    from ..data import load
+    from ..models import SelfSimilarity
+    train, test = load("synthetic/pill", n_train=n_train, n_test=2, size=size, seed=seed,
+                       exposure=False, pose=False)
+    det = SelfSimilarity(progress=False).fit(train.images)
+    return det, test.images[-1:]          # the last test image is a defective one
+
+
+def bench_selfsim_predict(size: int = 256, n_train: int = 20, repeat: int = 2,
+                          seed: int = 0) -> dict:
+    """Time ``SelfSimilarity.predict`` on one ``size``×``size`` image with the paper's
+    3 scales (K_s = 5(s+1) images, so ``n_train`` ≥ 15 makes every scale search its
+    full set). Returns seconds: ``fit_s`` (``n_train`` images) and ``predict_1_s``
+    (best of ``repeat``). Issue target: under 3 s on 2 CPU cores at 256×256."""
+    t0 = time.perf_counter()
+    det, x = _selfsim_setup(size, n_train, seed)
+    fit_s = time.perf_counter() - t0
+    best = np.inf
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        det.predict(x)
+        best = min(best, time.perf_counter() - t0)
+    return {"size": int(size), "n_train": int(n_train), "scales": len(det.scales),
+            "fit_s": fit_s, "predict_1_s": best}
+
+
+def bench_eps_update(size: int = 256, n_train: int = 20, repeat: int = 20,
+                     seed: int = 0) -> dict:
+    """Time one ε-slider update: :func:`rethreshold` of a one-image result of size
+    ``size``×``size`` at a new ε (log NFA per scale, vote, r^MS, s_ra; no patch search).
+    Returns seconds (median and best of ``repeat`` updates over ε in [1e-5, 1]).
+    Issue target: under 0.1 s per update at 256×256."""
+    from ..models.selfsim import rethreshold
+    det, x = _selfsim_setup(size, n_train, seed)
+    res = det.predict(x)
+    times = []
+    for e in np.logspace(-5, 0, max(1, repeat)):
+        t0 = time.perf_counter()
+        rethreshold(res, float(e), det.n_votes).segment(float(e))
+        times.append(time.perf_counter() - t0)
+    return {"size": int(size), "eps_update_s": float(np.median(times)),
+            "eps_update_best_s": float(np.min(times))}
+
+
+# -- kNN / PatchCore ---------------------------------------------------------------
+def bench_coreset(n: int = 3000, d: int = 152, ratio: float = 0.1, seed: int = 0,
+                  device=None) -> dict:
+    """Time the vectorized greedy coreset against the naive per-entry loop.
+
+    A bank of ``n`` clustered features of dimension ``d`` (a mixture of 50 Gaussian
+    clusters, like patch features of a few motifs) is subsampled to ``ratio`` by
+    :func:`greedy_coreset` both ways; the two selections are checked to be equal.
+    Returns ``{"n", "n_select", "vectorized_s", "naive_s", "speedup", "same_selection"}``.
+    Target: the vectorized selection at least 5× faster than the naive loop.
+    """
+    from ..coreset import greedy_coreset
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (50, d))
+    x = (centres[rng.integers(0, 50, n)] + rng.normal(0, 1, (n, d))).astype(np.float32)
+    greedy_coreset(x[: max(2, n // 10)], ratio, seed=seed, device=device)   # warm-up
+    t = time.perf_counter()
+    fast = greedy_coreset(x, ratio, seed=seed, device=device)
+    t_fast = time.perf_counter() - t
+    t = time.perf_counter()
+    slow = greedy_coreset(x, ratio, seed=seed, device=device, naive=True)
+    t_slow = time.perf_counter() - t
+    return {"n": int(n), "n_select": int(len(fast)), "vectorized_s": t_fast,
+            "naive_s": t_slow, "speedup": t_slow / max(t_fast, 1e-9),
+            "same_selection": bool(np.array_equal(fast, slow))}
+
+
+def bench_knn(n_train: int = 200, n_test: int = 100, size: int = 256,
+              category: str = "pill", coreset: float = 0.1, seed: int = 0,
+              device=None, progress: bool = False, **params) -> dict:
+    """Fit PatchCore on ``n_train`` synthetic images and predict ``n_test`` at ``size`` px.
+
+    Returns the seconds of fit (split into features / coreset / index) and predict,
+    the bank size and the AUROCs on the predicted images. ``params`` go to
+    :class:`adkit.models.KNN`. Target: under 90 s for fit 200 + predict 100 images of
+    256×256 on 2 CPU cores, coreset 0.1.
+    """
+    import torch
+
+    from ..data import load
+    from ..metrics import image_auroc, pixel_auroc
+    from ..models import KNN
+    from ..torch_utils import default_device
+    train, test = load(f"synthetic/{category}", n_train=n_train, n_test=n_test, size=size,
+                       seed=seed)
+    det = KNN(coreset=coreset, device=device, progress=progress, seed=seed, **params)
+    t = time.perf_counter()
+    det.fit(train)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    res = det.predict(test)
+    predict_s = time.perf_counter() - t
+    out = {"fit_s": fit_s, "predict_s": predict_s, "total_s": fit_s + predict_s,
+           "features_fit_s": det.timings_.get("features", float("nan")),
+           "coreset_s": det.timings_.get("coreset", float("nan")),
+           "bank": int(len(det.bank_)), "bank_full": int(n_train * det.grid_[0] * det.grid_[1]),
+           "image_auroc": float(image_auroc(test.labels, res.scores)),
+           "pixel_auroc": float(pixel_auroc(test.masks, res.maps)),
+           "device": str(default_device(det.device)), "threads": torch.get_num_threads()}
+    return out
+
+
+# -- U-Flow's a contrario tree -----------------------------------------------------
+def bench_nfa_segmentation(size: int = 256, channels: int = 16, repeat: int = 3,
+                           seed: int = 0) -> float:
+    """Seconds to segment one ``size × size`` χ² map (best of ``repeat``).
+
+    The map is χ²_C noise (C = ``channels``) with a planted anomalous square; the time
+    covers the max-tree, the PFA of every node, prune + merge and the log NFA map
+    (:func:`adkit.contrario.tree.tree_log_nfa`), the number of tests included.
+    """
+    from ..contrario.tree import tree_log_nfa
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((channels, size, size))
+    q = size // 8
+    z[:, 3 * q:4 * q, 3 * q:4 * q] *= 3.0
+    chi2 = (z ** 2).sum(0)
+    best = np.inf
+    for _ in range(max(1, int(repeat))):
+        t0 = time.perf_counter()
+        tree_log_nfa(chi2, channels)
+        best = min(best, time.perf_counter() - t0)
+    return float(best)
+
+
+def bench_tree(size: int = 256) -> dict:
+    """U-Flow's a contrario segmentation of one ``size × size`` map, in seconds (target
+    under 0.5 s at 256×256): :func:`bench_nfa_segmentation` as a task."""
+    return {f"nfa_segmentation_{size}_s": bench_nfa_segmentation(size)}
+
+
+# -- AESc --------------------------------------------------------------------------
+def bench_aesc_train(category: str | None = None, size: int | None = None,
+                     epochs: int | None = None, width: float | None = None,
+                     threads: int | None = 1) -> dict:
+    """Time the training of AESc + Stain (and of AESc on clean images) at the settings
+    of notebook 06 (:data:`adkit.bench.settings.NOTEBOOK_SETTINGS`), and the image
+    AUROC of both. Target: under 5 min on 2 CPU cores.
+
+    ``threads`` fixes ``torch.set_num_threads`` (1, as in the notebook: these small
+    convolutions gain little from a second thread; ``None`` leaves torch's setting).
+    Returns wall-clock and CPU seconds and AUROCs (on a busy machine the CPU time of
+    a one-thread run is the better figure).
+    """
+    import torch
+
+    from ..data import load
+    from ..metrics import image_auroc
+    from ..models import AESc
+
+    s = dict(NOTEBOOK_SETTINGS)
+    for k, v in (("category", category), ("size", size), ("epochs", epochs), ("width", width)):
+        if v is not None:
+            s[k] = v
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        train, test = load(f"synthetic/{s['category']}", n_train=s["n_train"],
+                           n_test=s["n_test"], size=s["size"], seed=0)
+        out = {"category": s["category"], "size": s["size"], "n_train": s["n_train"],
+               "width": s["width"], "epochs": s["epochs"], "batch_size": s["batch_size"],
+               "threads": torch.get_num_threads()}
+        for corruption in ("stain", None):
+            det = AESc(corruption=corruption, width=s["width"], epochs=s["epochs"],
+                       batch_size=s["batch_size"], seed=0, progress=False)
+            c0, t0 = time.process_time(), time.perf_counter()
+            det.fit(train)
+            c1, t1 = time.process_time(), time.perf_counter()
+            res = det.predict(test)
+            t2 = time.perf_counter()
+            tag = corruption or "clean"
+            out[f"fit_{tag}_s"] = t1 - t0
+            out[f"fit_{tag}_cpu_s"] = c1 - c0  # CPU time of this process (all threads)
+            out[f"epoch_{tag}_s"] = (t1 - t0) / s["epochs"]
+            out[f"predict_{tag}_s"] = t2 - t1
+            out[f"image_auroc_{tag}"] = image_auroc(test.labels, res.scores)
+        return out
+    finally:
+        torch.set_num_threads(old)
+
+
+#: name → function(**options) returning a dict of measured figures
+TASKS = {
+    "reference": bench_reference,
+    "synthetic": bench_synthetic,
+    "align": bench_align,
+    "selfsim": bench_selfsim_predict,
+    "eps": bench_eps_update,
+    "coreset": bench_coreset,
+    "knn": bench_knn,
+    "nfa": bench_tree,
+    "aesc": bench_aesc_train,
+}

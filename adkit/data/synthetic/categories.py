@@ -1,0 +1,82 @@
+"""Names of the synthetic dataset (categories, defects, knobs) and the checks of its arguments."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ...checks import check_in_range
+
+__all__ = ["OBJECTS", "TEXTURES_SYN", "CATEGORIES", "DEFECTS", "DEFAULTS", "KNOBS",
+           "NOISE_SIGMA", "check_category", "check_strength", "check_defects",
+           "check_contrast"]
+
+
+#: rigid objects on a background
+OBJECTS = ("pill", "nut", "bottle")
+#: textures filling the image
+TEXTURES_SYN = ("fabric", "tile")
+#: every category of the synthetic dataset
+CATEGORIES = OBJECTS + TEXTURES_SYN
+#: defect types, in the order used to cycle through them
+DEFECTS = ("crack", "scratch", "contamination", "missing", "stain")
+#: what strength 1 (``True``) of each knob means
+DEFAULTS = {
+    "exposure": "gain exp(U(-0.18,0.18)), gamma exp(U(-0.15,0.15)), cast exp(U(-0.05,0.05))",
+    "pose": "translation <= 6% of size, rotation <= 10 deg, scale 0.95-1.05",
+    "speckles": "pill: 25-40 red/brown dots; others: 4-15 faint dots",
+    "dust": "2-6 particles of radius 0.4-0.9% of size on the background (objects)",
+    "noise": "Gaussian sigma = 0.015",
+}
+KNOBS = ("exposure", "pose", "speckles", "dust", "noise")
+NOISE_SIGMA = 0.015
+
+
+def check_category(category) -> str:
+    """One of :data:`CATEGORIES`, or a ValueError listing them."""
+    if not isinstance(category, str) or category not in CATEGORIES:
+        raise ValueError(
+            f"unknown synthetic category {category!r}: choose one of {list(CATEGORIES)} "
+            f"(objects {list(OBJECTS)}, textures {list(TEXTURES_SYN)}), e.g. "
+            "adkit.data.load('synthetic/pill')."
+        )
+    return category
+
+
+def check_strength(value, name: str) -> float:
+    """A knob: True -> 1, False/None -> 0, a number >= 0 -> that strength."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return 1.0 if value else 0.0
+    if not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be True, False or a strength >= 0 (1 = default), got {value!r}.")
+    return check_in_range(value, name, 0.0, 5.0)
+
+
+def check_defects(defects) -> tuple:
+    """Defect types to cycle through: None → all of :data:`DEFECTS`; one name or a sequence."""
+    if defects is None:
+        return DEFECTS
+    if isinstance(defects, str):
+        defects = (defects,)
+    defects = tuple(defects)
+    if not defects:
+        raise ValueError(f"defects is empty: give one or more of {list(DEFECTS)}.")
+    for d in defects:
+        if d not in DEFECTS:
+            raise ValueError(f"unknown defect type {d!r}: choose among {list(DEFECTS)}.")
+    return defects
+
+
+def check_contrast(value) -> float:
+    """``defect_contrast``: a number in (0, 1]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"defect_contrast must be a number in (0, 1] (1 = fully visible defects), "
+            f"got {value!r}.")
+    value = float(value)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(
+            f"defect_contrast must be in (0, 1] (1 = fully visible defects, smaller = "
+            f"fainter; 0 would erase them), got {value}.")
+    return value

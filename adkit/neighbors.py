@@ -1,0 +1,77 @@
+"""Exact nearest-neighbour search of feature vectors (L2), shared by the detectors.
+
+Every nearest-neighbour search of adkit goes through :func:`nearest_neighbors`: faiss
+(exact L2, ``IndexFlatL2``; faiss's GPU index when a GPU build is installed and CUDA is
+present) or torch in blocks (``search="torch"``). :func:`faiss_index` builds an index
+once for a bank that is searched many times.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["nearest_neighbors", "faiss_index", "faiss_module"]
+
+
+def faiss_module():
+    """The ``faiss`` module, or None when it is not installed."""
+    try:
+        import faiss
+        return faiss
+    except ImportError:  # pragma: no cover - faiss-cpu is a dependency
+        return None
+
+
+def nearest_neighbors(queries, bank, k: int = 1, search: str = "auto", device=None,
+                      index=None):
+    """Exact L2 k nearest neighbours of ``queries`` (Q, D) in ``bank`` (M, D).
+
+    Returns ``(distances (Q, k) float32, indices (Q, k) int64)`` (Euclidean, not
+    squared), numpy. ``search``: "faiss", "torch" or "auto" (faiss when installed;
+    faiss's GPU index when it has one and CUDA is present). ``index``: a faiss index
+    already holding ``bank`` (reused).
+    """
+    import torch
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    k = int(min(k, len(bank) if index is None else index.ntotal))
+    faiss = faiss_module() if search in ("auto", "faiss") else None
+    if search == "faiss" and faiss is None:
+        raise ImportError("search='faiss' needs faiss (pip install faiss-cpu).")
+    if faiss is not None:
+        if index is None:
+            index = faiss_index(np.ascontiguousarray(bank, dtype=np.float32), device)
+        d2, idx = index.search(q, k)
+        return np.sqrt(np.maximum(d2, 0)).astype(np.float32), idx.astype(np.int64)
+    from .torch_utils import default_device
+    dev = default_device(device)
+    b = torch.as_tensor(np.ascontiguousarray(bank, dtype=np.float32)).to(dev)
+    bsq = (b * b).sum(1)
+    ds, ids = [], []
+    step = max(1, int(2e8 // (4 * max(1, len(b)))))
+    for i in range(0, len(q), step):
+        qi = torch.from_numpy(q[i:i + step]).to(dev)
+        d2 = (qi * qi).sum(1, keepdim=True) - 2 * qi @ b.T + bsq
+        v, j = torch.topk(d2, k, dim=1, largest=False)
+        ds.append(v.clamp_min(0).sqrt().cpu())
+        ids.append(j.cpu())
+    return torch.cat(ds).numpy().astype(np.float32), torch.cat(ids).numpy().astype(np.int64)
+
+
+def faiss_index(bank, device=None):
+    """An exact L2 faiss index (``IndexFlatL2``) holding ``bank`` (M, D) float32, on the
+    GPU when ``device`` allows it, faiss has a GPU build and CUDA is present; pass it as
+    ``index=`` to :func:`nearest_neighbors` to search the same bank many times."""
+    faiss = faiss_module()
+    index = faiss.IndexFlatL2(bank.shape[1])
+    try:
+        import torch
+        want_gpu = (device is None or str(device).startswith("cuda")) and \
+            torch.cuda.is_available() and hasattr(faiss, "StandardGpuResources") and \
+            faiss.get_num_gpus() > 0
+    except Exception:  # pragma: no cover
+        want_gpu = False
+    if want_gpu:  # pragma: no cover - needs a GPU build of faiss
+        res = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(res, 0, index)
+        index._adkit_res = res
+    index.add(bank)
+    return index

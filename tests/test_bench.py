@@ -1,0 +1,60 @@
+"""Micro-benchmarks (adkit.bench.tasks): each returns its figures, and the quality that
+shows the timed work was done right. Speed itself is measured by
+``python -m adkit bench --task NAME``, never asserted here."""
+import json
+
+import numpy as np
+import torch
+
+from adkit.bench import TASKS, run_task
+from adkit.bench.settings import NOTEBOOK_SETTINGS
+from adkit.bench.tasks import (bench_aesc_train, bench_align, bench_coreset, bench_eps_update,
+                               bench_nfa_segmentation, bench_selfsim_predict, bench_tree)
+from adkit.cli import main
+
+
+def test_bench_align_recovers_known_warps():
+    r = bench_align(n=4, size=64)
+    assert set(r) >= {"seconds", "images_per_s", "mean_residual_px"}
+    assert r["mean_residual_px"] < 0.5 and r["converged"] == 1.0
+
+
+def test_bench_selfsim_functions_return_their_figures():
+    a = bench_selfsim_predict(size=64, n_train=4, repeat=1)
+    assert a["scales"] == 3 and a["predict_1_s"] > 0 and a["fit_s"] > 0
+    b = bench_eps_update(size=64, n_train=4, repeat=3)
+    assert 0 < b["eps_update_best_s"] <= b["eps_update_s"]
+
+
+def test_bench_coreset_compares_equal_selections():
+    out = bench_coreset(n=300, d=20)
+    assert out["n_select"] == 30 and out["same_selection"]
+    assert out["naive_s"] > 0 and out["vectorized_s"] > 0
+
+
+def test_bench_tree_returns_seconds():
+    t = bench_nfa_segmentation(size=64, repeat=1)
+    assert isinstance(t, float) and t > 0
+    assert set(bench_tree(size=32)) == {"nfa_segmentation_32_s"}
+
+
+def test_bench_aesc_reports_timings_and_auroc():
+    out = bench_aesc_train(epochs=1, width=0.0625, threads=None)  # None: keep torch's setting
+    assert out["epochs"] == 1 and out["size"] == NOTEBOOK_SETTINGS["size"]
+    assert out["threads"] == torch.get_num_threads()
+    for tag in ("stain", "clean"):
+        assert out[f"fit_{tag}_s"] > 0 and 0 <= out[f"image_auroc_{tag}"] <= 1
+
+
+def test_tasks_take_only_the_options_they_know():
+    assert set(TASKS) == {"reference", "synthetic", "align", "selfsim", "eps", "coreset",
+                          "knn", "nfa", "aesc"}
+    row = run_task("coreset", size=32, n=200, d=8)     # bench_coreset has no size
+    assert row["task"] == "coreset" and row["n"] == 200 and row["same_selection"]
+    assert row["total_s"] > 0 and row["peak_MB"] > 10
+
+
+def test_cli_runs_a_task(capsys):
+    assert main(["bench", "--task", "nfa", "--size", "32", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["task"] == "nfa" and np.isfinite(row["nfa_segmentation_32_s"])
