@@ -4,6 +4,7 @@ shows the timed work was done right. Speed itself is measured by
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from adkit.bench import TASKS, run_task
@@ -35,7 +36,10 @@ def test_bench_coreset_compares_equal_selections():
 def test_bench_tree_returns_seconds():
     t = bench_nfa_segmentation(size=64, repeat=1)
     assert isinstance(t, float) and t > 0
-    assert set(bench_tree(size=32)) == {"nfa_segmentation_32_s"}
+    assert bench_nfa_segmentation(size=64, repeat=1, test="paper") > 0
+    assert set(bench_tree(size=32)) == {"nfa_segmentation_32_s", "nfa_segmentation_paper_32_s"}
+    with pytest.raises(ValueError, match="test"):
+        bench_nfa_segmentation(size=16, test="exact")
 
 
 def test_bench_aesc_reports_timings_and_auroc():

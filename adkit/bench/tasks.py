@@ -207,31 +207,46 @@ def bench_knn(n_train: int = 200, n_test: int = 100, size: int = 256,
 
 # -- U-Flow's a contrario tree -----------------------------------------------------
 def bench_nfa_segmentation(size: int = 256, channels: int = 16, repeat: int = 3,
-                           seed: int = 0) -> float:
-    """Seconds to segment one ``size × size`` χ² map (best of ``repeat``).
+                           seed: int = 0, test: str = "per-size") -> float:
+    """Seconds to segment one ``size × size`` statistic map (best of ``repeat``).
 
     The map is χ²_C noise (C = ``channels``) with a planted anomalous square; the time
-    covers the max-tree, the PFA of every node, prune + merge and the log NFA map
-    (:func:`adkit.contrario.tree.tree_log_nfa`), the number of tests included.
+    covers the max-tree, the log NFA of every node, prune + merge and the log NFA map
+    (:func:`adkit.contrario.tree.tree_log_nfa`). ``test="per-size"``: U-Flow's default,
+    a :class:`adkit.contrario.tree.PerSizeTest` whose law
+    (:class:`adkit.contrario.null.CellBackground`, fitted beforehand, not timed) comes
+    from 4 noise maps; ``"paper"``: the paper's χ²_C Chernoff test with the count of all
+    polyominoes (its count included).
     """
-    from ..contrario.tree import tree_log_nfa
+    from ..contrario.null import CellBackground
+    from ..contrario.tree import PerSizeTest, tree_log_nfa
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((channels, size, size))
     q = size // 8
     z[:, 3 * q:4 * q, 3 * q:4 * q] *= 3.0
     chi2 = (z ** 2).sum(0)
+    if test == "per-size":
+        normal = (rng.standard_normal((4, channels, size, size)) ** 2).sum(1)
+        bg = CellBackground.fit(normal, per_position=False)
+        region_test = PerSizeTest(bg.log10_sf, size * size, kappa=bg.kappa)
+    elif test == "paper":
+        region_test = int(channels)
+    else:
+        raise ValueError(f"test must be 'per-size' or 'paper', got {test!r}.")
     best = np.inf
     for _ in range(max(1, int(repeat))):
         t0 = time.perf_counter()
-        tree_log_nfa(chi2, channels)
+        tree_log_nfa(chi2, region_test)
         best = min(best, time.perf_counter() - t0)
     return float(best)
 
 
 def bench_tree(size: int = 256) -> dict:
     """U-Flow's a contrario segmentation of one ``size × size`` map, in seconds (target
-    under 0.5 s at 256×256): :func:`bench_nfa_segmentation` as a task."""
-    return {f"nfa_segmentation_{size}_s": bench_nfa_segmentation(size)}
+    under 0.5 s at 256×256): :func:`bench_nfa_segmentation` as a task, with U-Flow's
+    default test and with the paper's."""
+    return {f"nfa_segmentation_{size}_s": bench_nfa_segmentation(size),
+            f"nfa_segmentation_paper_{size}_s": bench_nfa_segmentation(size, test="paper")}
 
 
 # -- AESc --------------------------------------------------------------------------

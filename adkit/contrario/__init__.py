@@ -6,7 +6,11 @@ in log10 to stay finite far in the tails.
 
 - :mod:`.gaussian`: Gaussian-tail NFA of normalized residuals (self-similarity,
   the reference detector); threshold γ_ε = √2·erfc⁻¹(ε/N).
-- :mod:`.tree`: NFA of regions in the tree of upper level sets of a χ² map (U-Flow).
+- :mod:`.tree`: NFA of regions in the tree of upper level sets of a statistic map
+  (U-Flow): the paper's χ² test with one count of all polyominoes, and the test with
+  the count per region size.
+- :mod:`.null`: background laws estimated on normal data (empirical law with a
+  generalized Pareto tail, per-position scale, correlation of neighbouring cells).
 """
 from .._lazy import lazy
 
@@ -16,6 +20,10 @@ _MAP = {
     "gaussian_nfa": ".gaussian", "count_tests": ".gaussian", "vote_log_nfa": ".gaussian",
     "tree_log_nfa": ".tree", "polyomino_tests": ".tree", "level_set_tree": ".tree",
     "chi2_region_log_pfa": ".tree", "LevelSetTree": ".tree",
+    "chi2_log_sf": ".tree", "polyomino_log_count": ".tree", "AllSizesChi2Test": ".tree",
+    "PerSizeTest": ".tree",
+    "CellBackground": ".null", "EmpiricalTail": ".null", "ar1_kappa": ".null",
+    "effective_cells": ".null",
     "false_alarm_curve": ".calibration", "FalseAlarmCurve": ".calibration",
     "calibrated_log_nfa": ".calibration",
 }

@@ -1,52 +1,87 @@
-r"""A contrario segmentation on the tree of upper level sets of a χ² map (U-Flow).
+r"""A contrario segmentation on the tree of upper level sets of a statistic map (U-Flow).
 
-Under the background model, the latent variable of a normalizing flow is white
-Gaussian noise: at each position of scale s, :math:`z_s(x) \sim \mathcal N(0, I_C)`,
-so :math:`\|z_s(x)\|^2 = \sum_c z_{s,c}(x)^2` follows a :math:`\chi^2_C` law.
+Under the background model H0 each cell x of a map holds a statistic :math:`U(x)`
+with a known (or estimated) survival function :math:`S(\lambda) = P(U \ge \lambda)`;
+for the white latent of a normalizing flow, :math:`z_s(x) \sim \mathcal N(0, I_C)`, so
+:math:`U = \|z_s(x)\|^2 = \sum_c z_{s,c}(x)^2` follows a :math:`\chi^2_C` law.
 Candidate anomalies are the connected components of the upper level sets
-:math:`\{x : \|z_s(x)\|^2 \ge \lambda\}` (4-connectivity): nested, they form a tree
-(the *max-tree*, built by :func:`skimage.morphology.max_tree`).
+:math:`\{x : U(x) \ge \lambda\}` (4-connectivity): nested, they form a tree (the
+*max-tree*, built by :func:`skimage.morphology.max_tree`).
 
-**PFA of a region.** A region :math:`R` at level :math:`\lambda` holds pixels that
-all have :math:`\|z\|^2 \ge \lambda`. With independent pixels and the Chernoff bound
-of the :math:`\chi^2_C` tail, :math:`P(\chi^2_C \ge C t) \le (t e^{1-t})^{C/2}`
-(for :math:`t = \lambda / C > 1`),
+**PFA of a region.** A region R at level :math:`\lambda_R = \min_{x \in R} U(x)` has all
+its cells at or above :math:`\lambda_R`. The statistic :math:`\min_{x \in R} U(x)` of
+independent cells has the survival function :math:`S(\lambda)^{|R|}`, so
 
 .. math::
 
-    \log_{10} \mathrm{PFA}(R) = |R| \cdot \left(-\frac{C}{2}\right)
-        \frac{t - 1 - \ln t}{\ln 10}, \qquad t = \min_{x \in R} \|z(x)\|^2 / C,
+    \mathrm{PFA}(R) = S(\lambda_R)^{|R|},
 
-set to 0 (PFA ≤ 1) when :math:`t \le 1`, where the bound does not hold.
+exactly (a valid p-value for each fixed R). With correlated cells, R weighs as
+:math:`r_{\mathrm{eff}} = 1 + (|R| - 1)/\kappa` independent cells
+(:func:`adkit.contrario.null.effective_cells`). The χ²_C tail is computed exactly
+in log space (:func:`chi2_log_sf`, the regularized upper incomplete gamma function
+:math:`Q(C/2, \lambda/2)`); the paper bounds it by Chernoff,
+:math:`P(\chi^2_C \ge C t) \le (t e^{1-t})^{C/2}` for t > 1
+(:func:`chi2_region_log_pfa`), which gives up about :math:`\tfrac12\ln(\pi C)` nats
+of evidence per cell.
+
+**Number of tests.** Every 4-connected region (a polyomino) at every position of every
+scale is a possible test. The number of fixed polyominoes of r cells is about
+:math:`A(r) = \alpha\beta^r/r` (α = 0.316915, β = 4.062570, Jensen 2001 [2]; it is
+above the exact count for every r, checked by enumeration in the tests).
+Two ways to spend the budget ε over them (both give, by the union bound, at most ε
+false detections per image on average under H0, whatever the dependence between
+tests):
+
+- the paper's (:class:`AllSizesChi2Test`): one count for all regions,
+  :math:`N_{tests} = \sum_s N_s \sum_{r=1}^{N_s} A(r) \approx \beta^{N}`, so
+  :math:`\log \mathrm{NFA}(R) = \log_{10} N_{tests} + \log_{10} \mathrm{PFA}(R)`. The
+  count is dominated by regions as large as the whole map: a region of r cells must
+  gather about :math:`N \ln\beta \approx 1.4 N` nats, whatever r;
+- per size (:class:`PerSizeTest`, the default of :class:`adkit.models.UFlow`): the
+  budget is split evenly over the L scales, the :math:`N_s` positions and the
+  :math:`N_s` region sizes of a scale, and within a size over its :math:`A(r)` shapes,
+
+  .. math::
+
+      \log_{10}\mathrm{NFA}(R) = \log_{10}\big(L\,N_s^2\,A(|R|)\big)
+          + r_{\mathrm{eff}}(R)\,\log_{10} S(\lambda_R),
+
+  so a region of r cells pays :math:`r\ln\beta + 2\ln N_s + \ln L` nats: about
+  :math:`\ln\beta \approx 1.40` nats per cell (a per-cell tail below 1/β ≈ 0.25 on
+  average) instead of :math:`1.4 N / r`. This departs from the paper (which counts
+  all sizes for every region); the guarantee is the same.
+
+A region is detected when :math:`\log\mathrm{NFA} < \log_{10}\varepsilon` (ε = 1: on
+average at most about one false detection per image).
 
 **Tree simplification** (Tailanian, Pardo & Musé, "U-Flow: a U-shaped normalizing
-flow for anomaly detection with unsupervised threshold", JMIV 2024, Procedures 1
-and 2), iterated until nothing changes:
+flow for anomaly detection with unsupervised threshold", JMIV 2024 [1], Procedures 1
+and 2), iterated until nothing changes, on the log NFA of the nodes (with the paper's
+single count this is the same as on the PFA):
 
 - *PFA prune*: in each branch made of a leaf and its ancestors that have a single
-  child, keep only the most significant node (lowest PFA; the lowest node on ties);
+  child, keep only the most significant node (lowest NFA; the lowest node on ties);
 - *PFA merge*: when all children of a node are leaves and the node is at least as
   significant as each of them, the children are removed (the node becomes a leaf).
 
 The leaves of the final tree are the selected regions; each pixel of a selected
-region gets the region's log NFA, other pixels get :math:`\log_{10} N_{tests}`
-(PFA = 1: no detection).
-
-**Number of tests.** Every 4-connected region (a polyomino) of every size at every
-position of every scale is a possible test. The number of fixed polyominoes of size
-:math:`r` is about :math:`\alpha \beta^r / r` (α = 0.316915, β = 4.062570, Jensen
-2001), so :math:`N_{tests} = \sum_s N_s \sum_{r=1}^{N_s} \alpha \beta^r / r` with
-:math:`N_s` the number of pixels of scale s; :math:`\log \mathrm{NFA} = \log_{10}
-N_{tests} + \log_{10} \mathrm{PFA}` and a region is detected when
-:math:`\log \mathrm{NFA} < \log_{10} \varepsilon` (ε = 1: on average at most about
-one false detection per image).
-
-The maps of all scales are upsampled to the image size (nearest: each pixel takes the
-value of the latent cell it falls in) and merged by the pixelwise minimum.
+region gets the region's log NFA, other pixels get the log NFA of the whole map at
+PFA = 1 (no detection at any reasonable ε; the paper's :math:`\log_{10} N_{tests}`).
+The maps of all tested scales are upsampled to the image size (nearest: each pixel
+takes the value of the latent cell it falls in) and merged by the pixelwise minimum
+(a pixel is detected when a region of any scale containing it is).
 
 The tree pass is a single bottom-up sweep over the max-tree that gives the same
 fixed point as alternating the two procedures (a subtree's simplification only
 depends on what lies below it, except for the leaf branch that goes on upward).
+
+References
+----------
+.. [1] M. Tailanian, Á. Pardo, P. Musé, "U-Flow: A U-shaped Normalizing Flow for
+   Anomaly Detection with Unsupervised Threshold", J. Math. Imaging Vis. 2024.
+.. [2] I. Jensen, "Enumerations of lattice animals and trees", J. Stat. Phys. 102
+   (2001).
 """
 from __future__ import annotations
 
@@ -54,7 +89,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["tree_log_nfa", "polyomino_tests", "chi2_region_log_pfa", "level_set_tree",
+__all__ = ["tree_log_nfa", "polyomino_tests", "polyomino_log_count", "chi2_region_log_pfa",
+           "chi2_log_sf", "AllSizesChi2Test", "PerSizeTest", "level_set_tree",
            "LevelSetTree", "ALPHA", "BETA"]
 
 #: constants of the asymptotic count of fixed polyominoes, α β^r / r (Jensen, 2001)
@@ -64,10 +100,13 @@ _LN10 = np.log(10.0)
 
 
 def chi2_region_log_pfa(area, min_chi2, channels: int) -> np.ndarray:
-    """log10 PFA of regions of ``area`` pixels whose smallest ‖z‖² is ``min_chi2``.
+    """The paper's log10 PFA of regions of ``area`` cells whose smallest ‖z‖² is ``min_chi2``.
 
     Chernoff bound of the χ²_C tail raised to the region size:
-    ``area * (-C/2) * (t - 1 - ln t) / ln 10`` with ``t = min_chi2 / C``; 0 for t ≤ 1.
+    ``area * (-C/2) * (t - 1 - ln t) / ln 10`` with ``t = min_chi2 / C``; 0 for t ≤ 1
+    (where the bound does not hold; the authors' code leaves t < 1 unclamped, which
+    makes any large region at a low level significant). An upper bound of
+    ``area * chi2_log_sf(min_chi2, C)``.
     """
     c = float(channels)
     if c <= 0:
@@ -114,9 +153,117 @@ def polyomino_tests(sizes) -> float:
     return float((m + np.log(np.sum(np.exp(ln_terms - m)))) / _LN10)
 
 
+def chi2_log_sf(x, dof) -> np.ndarray:
+    r"""Exact :math:`\log_{10} P(\chi^2_{dof} \ge x)`, finite far in the tail.
+
+    The regularized upper incomplete gamma function :math:`Q(k/2, x/2)`
+    (:func:`scipy.special.gammaincc`) where it is above 1e-300; beyond, where it
+    underflows, the log of the upper one of the bounds
+    :math:`\frac{x^{a-1}e^{-x}}{\Gamma(a)}` and
+    :math:`\frac{x^{a-1}e^{-x}}{\Gamma(a)}\frac{x}{x - a + 1}` of Q(a, x)
+    (a = dof/2, in the variable x/2 > a − 1; the first is the lower bound for a ≥ 1,
+    the upper one for a < 1): within 0.1 (log10) of the exact value where Q
+    underflows, closer further out. 0 for x ≤ 0.
+    """
+    from scipy import special
+    k = float(dof)
+    if not k > 0:
+        raise ValueError(f"dof must be positive (the number of latent channels C), got {dof!r}.")
+    a = 0.5 * k
+    x = np.asarray(x, dtype=np.float64)
+    h = 0.5 * np.maximum(x, 0.0)
+    q = special.gammaincc(a, h)
+    out = np.zeros(np.shape(x))
+    ok = q > 1e-300
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(ok, np.log(np.where(ok, q, 1.0)), out)
+        hb = np.where(ok, a + 1.0, h)   # only used where q underflows (there h > a)
+        bound = ((a - 1) * np.log(hb) - hb - special.gammaln(a)
+                 + np.log(np.maximum(1.0, hb / (hb - a + 1))))
+    out = np.where(ok, out, bound)
+    return out / _LN10
+
+
+def polyomino_log_count(r) -> np.ndarray:
+    r""":math:`\log_{10} A(r) = \log_{10}(\alpha \beta^r / r)`: the (asymptotic)
+    number of fixed polyominoes of r cells, i.e. of the 4-connected shapes of r cells
+    up to translation (Jensen 2001). Above the exact count for every r (1.29 vs 1 at
+    r = 1, 38 851 vs 36 446 at r = 10)."""
+    r = np.asarray(r, dtype=np.float64)
+    if np.any(r < 1):
+        raise ValueError("a region has at least one cell (r >= 1).")
+    return (np.log(ALPHA) + r * np.log(BETA) - np.log(r)) / _LN10
+
+
+@dataclass(frozen=True)
+class AllSizesChi2Test:
+    r"""The paper's region test: χ²_C cells, Chernoff bound, one count for all regions.
+
+    ``test(area, level)`` is :math:`\log_{10} N_{tests} + |R| \cdot`
+    Chernoff log10 tail at ``level`` (:func:`chi2_region_log_pfa`), with
+    ``log_n_tests`` from :func:`polyomino_tests` of every tested scale.
+    """
+
+    channels: int
+    log_n_tests: float
+
+    def __call__(self, area, level) -> np.ndarray:
+        return self.log_n_tests + chi2_region_log_pfa(area, level, self.channels)
+
+
+@dataclass(frozen=True)
+class PerSizeTest:
+    r"""Region test with the number of tests counted per region size (module docstring).
+
+    ``test(area, level)`` is
+    :math:`\log_{10}(L N^2 A(r)) + r_{\mathrm{eff}} \log_{10} S(\lambda)` with
+    r = ``area``, :math:`r_{\mathrm{eff}} = 1 + (r - 1)/\kappa`, N = ``n_cells``
+    (cells of the map), L = ``n_scales`` (maps tested for the same image) and
+    ``log10_sf`` the log10 survival function of one cell's statistic under H0:
+    ``lambda x: chi2_log_sf(x, C)`` for white latents, or
+    :meth:`adkit.contrario.null.CellBackground.log10_sf` for a law estimated on
+    normal images.
+    """
+
+    log10_sf: object
+    n_cells: int
+    kappa: float = 1.0
+    n_scales: int = 1
+
+    def __post_init__(self):
+        if not callable(self.log10_sf):
+            raise TypeError("log10_sf must be a function: level -> log10 P(U >= level).")
+        if int(self.n_cells) < 1 or int(self.n_scales) < 1:
+            raise ValueError(f"n_cells and n_scales must be >= 1, got {self.n_cells}, "
+                             f"{self.n_scales}.")
+        if not self.kappa >= 1:
+            raise ValueError(f"kappa (cells per independent cell) must be >= 1, got "
+                             f"{self.kappa!r}.")
+
+    def __call__(self, area, level) -> np.ndarray:
+        r = np.asarray(area, dtype=np.float64)
+        r_eff = 1.0 + (r - 1.0) / float(self.kappa)
+        offset = np.log10(float(self.n_scales)) + 2.0 * np.log10(float(self.n_cells))
+        return offset + polyomino_log_count(r) + r_eff * np.asarray(self.log10_sf(level),
+                                                                   dtype=np.float64)
+
+
+def _as_test(test, shape):
+    """An int C is the paper's χ²_C test with the count of this one map."""
+    if callable(test):
+        return test
+    if isinstance(test, (int, np.integer)) and not isinstance(test, bool):
+        if int(test) <= 0:
+            raise ValueError(f"channels must be positive (the number of latent channels C), "
+                             f"got {test}.")
+        return AllSizesChi2Test(int(test), polyomino_tests(tuple(shape)))
+    raise TypeError(f"a region test must be an int C (the paper's χ²_C test) or a callable "
+                    f"(area, level) -> log10 NFA such as PerSizeTest, got {test!r}.")
+
+
 @dataclass
 class LevelSetTree:
-    """The simplified tree of one χ² map (see :func:`level_set_tree`).
+    """The simplified tree of one statistic map (see :func:`level_set_tree`).
 
     Attributes
     ----------
@@ -127,17 +274,18 @@ class LevelSetTree:
     node_parent : int (K,)
         Parent node of each node (flat pixel index of its canonical pixel).
     level : float (K,)
-        ‖z‖² level of each node: the minimum over its region.
+        Level of each node (e.g. ‖z‖²): the minimum over its region.
     area : int (K,)
         Number of pixels of each node's region.
-    log_pfa : float (K,)
-        log10 PFA of each node (Chernoff bound, 0 for t ≤ 1).
+    log_nfa : float (K,)
+        log10 NFA of each node from the region test: the criterion of prune / merge.
     selected : int (M,)
         Canonical pixels of the selected regions (leaves of the simplified tree).
     labels : int (H, W)
         Index into ``selected`` of the region each pixel belongs to, −1 for none.
-    log_pfa_map : float (H, W)
-        log10 PFA of each pixel's selected region, 0 elsewhere.
+    log_nfa_map : float (H, W)
+        log10 NFA of each pixel's selected region; elsewhere the log NFA of the whole
+        map at PFA = 1 (``test(H*W, -inf)``: never detected at a reasonable ε).
     """
 
     parent: np.ndarray
@@ -145,21 +293,22 @@ class LevelSetTree:
     node_parent: np.ndarray
     level: np.ndarray
     area: np.ndarray
-    log_pfa: np.ndarray
+    log_nfa: np.ndarray
     selected: np.ndarray
     labels: np.ndarray
-    log_pfa_map: np.ndarray
+    log_nfa_map: np.ndarray
 
 
 def _check_map(chi2) -> np.ndarray:
     a = np.asarray(chi2)
     if a.ndim != 2:
-        raise ValueError(f"a χ² map must be 2-D (H, W), got shape {a.shape}: pass one "
-                         "map of one image per scale (sum over channels of z²).")
+        raise ValueError(f"a statistic map must be 2-D (H, W), got shape {a.shape}: pass "
+                         "one map of one image per scale (e.g. the sum over channels of z²).")
     if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)):
-        raise ValueError("a χ² map must hold finite numbers (Σ_c z², non-negative).")
+        raise ValueError("a statistic map must hold finite numbers (e.g. Σ_c z², "
+                         "non-negative).")
     if a.min() < 0:
-        raise ValueError(f"a χ² map is a sum of squares, it cannot be negative "
+        raise ValueError(f"a statistic map (Σ_c z², a sum of squares) cannot be negative "
                          f"(min {a.min():.3g}).")
     return np.ascontiguousarray(a, dtype=np.float64)
 
@@ -176,26 +325,28 @@ def _areas(flat, par, trav, par_l) -> np.ndarray:
         return np.asarray(area_l, dtype=np.int64)
 
 
-def level_set_tree(chi2, channels: int) -> LevelSetTree:
-    r"""Build the max-tree of a χ² map, score its nodes and simplify it (prune + merge).
+def level_set_tree(stat, test) -> LevelSetTree:
+    r"""Build the max-tree of a statistic map, score its nodes and simplify it (prune + merge).
 
     Parameters
     ----------
-    chi2 : float (H, W)
-        :math:`\|z(x)\|^2 = \sum_c z_c(x)^2` of one image at one scale.
-    channels : int
-        C, the number of latent channels (degrees of freedom of the χ² law).
+    stat : float (H, W)
+        The statistic of one image at one scale, e.g. :math:`\|z(x)\|^2 =
+        \sum_c z_c(x)^2`; high = anomalous.
+    test : int or callable
+        The region test, ``test(area, level) -> log10 NFA`` of regions of ``area``
+        cells whose smallest value is ``level`` (:class:`PerSizeTest`,
+        :class:`AllSizesChi2Test`). An int C is the paper's test for this map alone
+        (χ²_C Chernoff bound, ``log10 N_tests = polyomino_tests(stat.shape)``).
     """
-    img = _check_map(chi2)
-    if int(channels) <= 0:
-        raise ValueError(f"channels must be positive (the number of latent channels C), "
-                         f"got {channels}.")
+    img = _check_map(stat)
+    test = _as_test(test, img.shape)
     if min(img.shape) < 3:
-        return _small_map_tree(img, int(channels))
-    return _level_set_tree(img, int(channels))
+        return _small_map_tree(img, test)
+    return _level_set_tree(img, test)
 
 
-def _small_map_tree(img: np.ndarray, c: int) -> LevelSetTree:
+def _small_map_tree(img: np.ndarray, test) -> LevelSetTree:
     """scikit-image's max-tree needs at least 3 pixels per side: pad the map with a
     level below all others (one extra root region holding only padding), build the
     tree, then drop the padding root and map the indices back."""
@@ -203,7 +354,7 @@ def _small_map_tree(img: np.ndarray, c: int) -> LevelSetTree:
     hp, wp = max(h, 3), max(w, 3)
     pad = np.full((hp, wp), -1.0)
     pad[:h, :w] = img
-    t = _level_set_tree(pad, c)
+    t = _level_set_tree(pad, test, n_cells=h * w)
     keep = np.zeros(hp * wp, bool)
     keep.reshape(hp, wp)[:h, :w] = True
 
@@ -220,12 +371,12 @@ def _small_map_tree(img: np.ndarray, c: int) -> LevelSetTree:
     parent = np.where(keep[parent], remap(parent), top)
     selected = t.selected[keep[t.selected]]
     return LevelSetTree(parent=parent, nodes=nodes, node_parent=node_parent,
-                        level=t.level[inner], area=t.area[inner], log_pfa=t.log_pfa[inner],
+                        level=t.level[inner], area=t.area[inner], log_nfa=t.log_nfa[inner],
                         selected=remap(selected), labels=t.labels[:h, :w].copy(),
-                        log_pfa_map=t.log_pfa_map[:h, :w].copy())
+                        log_nfa_map=t.log_nfa_map[:h, :w].copy())
 
 
-def _level_set_tree(img: np.ndarray, c: int) -> LevelSetTree:
+def _level_set_tree(img: np.ndarray, test, n_cells: int | None = None) -> LevelSetTree:
     from skimage.morphology import max_tree
     h, w = img.shape
     parent, trav = max_tree(img, connectivity=1)
@@ -245,12 +396,18 @@ def _level_set_tree(img: np.ndarray, c: int) -> LevelSetTree:
     nodes = trav[canon[trav]]                       # parents before children
     node_par = par[nodes].copy()
     node_par[nodes == root] = root
-    log_pfa = chi2_region_log_pfa(area[nodes], flat[nodes], c)
+    log_nfa = np.asarray(test(area[nodes], flat[nodes]), dtype=np.float64)
+    if log_nfa.shape != nodes.shape or np.isnan(log_nfa).any():
+        raise ValueError("the region test must return one log10 NFA per region (no NaN).")
+    # the whole map at PFA = 1: the value of pixels outside every selected region
+    n_map = n if n_cells is None else int(n_cells)
+    fill = float(np.asarray(test(np.array([n_map]), np.array([-np.inf])),
+                            dtype=np.float64).ravel()[0])
 
     # bottom-up sweep: each node is either a collapsed leaf branch ("chain", carrying its
     # best node) or an unsimplifiable subtree ("tree")
     lp = np.zeros(n)
-    lp[nodes] = log_pfa
+    lp[nodes] = log_nfa
     nchild = np.bincount(node_par[nodes != root], minlength=n).tolist()
     lp_l = lp.tolist()
     INF = float("inf")
@@ -304,11 +461,11 @@ def _level_set_tree(img: np.ndarray, c: int) -> LevelSetTree:
             break
         jump = np.where(found, jump, nxt)
     lab = np.where(found, mark, mark[jump])
-    log_pfa_sel = lp[selected]
-    lpm = np.where(lab >= 0, log_pfa_sel[np.maximum(lab, 0)] if selected.size else 0.0, 0.0)
+    log_nfa_sel = lp[selected]
+    lpm = np.where(lab >= 0, log_nfa_sel[np.maximum(lab, 0)] if selected.size else fill, fill)
     return LevelSetTree(parent=par, nodes=nodes, node_parent=node_par, level=flat[nodes],
-                        area=area[nodes], log_pfa=log_pfa, selected=selected,
-                        labels=lab.reshape(h, w), log_pfa_map=lpm.reshape(h, w))
+                        area=area[nodes], log_nfa=log_nfa, selected=selected,
+                        labels=lab.reshape(h, w), log_nfa_map=lpm.reshape(h, w))
 
 
 def _upsample(a: np.ndarray, shape, mode: str = "nearest") -> np.ndarray:
@@ -328,20 +485,25 @@ def _upsample(a: np.ndarray, shape, mode: str = "nearest") -> np.ndarray:
                   preserve_range=True)
 
 
-def tree_log_nfa(chi2_maps, channels, shape=None, log_n_tests: float | None = None,
+def tree_log_nfa(stat_maps, tests, shape=None, log_n_tests: float | None = None,
                  return_scales: bool = False, upsample: str = "nearest"):
-    r"""Per-pixel log10 NFA of one image from its χ² maps at every scale (U-Flow).
+    r"""Per-pixel log10 NFA of one image from its statistic maps at every tested scale.
 
     Parameters
     ----------
-    chi2_maps : float (H_s, W_s) or a list of them
-        :math:`\sum_c z_{s,c}^2` of one image, one map per scale.
-    channels : int or list of int
-        Latent channels C_s of each scale (χ² degrees of freedom).
+    stat_maps : float (H_s, W_s) or a list of them
+        The statistic of one image, one map per scale, e.g.
+        :math:`\sum_c z_{s,c}^2` (U-Flow's latents).
+    tests : int, callable, or a list of them (one per scale)
+        Region test of each scale, ``test(area, level) -> log10 NFA``
+        (:class:`PerSizeTest`, :class:`AllSizesChi2Test`). An int C_s is the paper's
+        test, χ²_{C_s} cells with the Chernoff bound and one count of all polyominoes
+        of every tested scale.
     shape : (H, W), optional
         Output size (the image size); default: the largest map's size.
     log_n_tests : float, optional
-        log10 N_tests; default :func:`polyomino_tests` of the maps' sizes.
+        For int tests only: log10 N_tests; default :func:`polyomino_tests` of the
+        maps' sizes.
     return_scales : bool
         Also return the list of each scale's :class:`LevelSetTree`.
     upsample : {"nearest", "bilinear"}, default "nearest"
@@ -351,35 +513,40 @@ def tree_log_nfa(chi2_maps, channels, shape=None, log_n_tests: float | None = No
     Returns
     -------
     float32 (H, W)
-        :math:`\min_s` upsampled :math:`(\log_{10} N_{tests} + \log_{10}\mathrm{PFA})`;
-        pixels with a value below :math:`\log_{10}\varepsilon` are detections.
+        :math:`\min_s` of the upsampled log NFA maps
+        (:attr:`LevelSetTree.log_nfa_map`); pixels with a value below
+        :math:`\log_{10}\varepsilon` are detections.
     """
-    if isinstance(chi2_maps, np.ndarray):
-        if chi2_maps.ndim != 2:
+    if isinstance(stat_maps, np.ndarray):
+        if stat_maps.ndim != 2:
             raise ValueError(
-                f"chi2_maps must be one 2-D map (H, W) or a list of them (one per scale), "
-                f"got an array of shape {chi2_maps.shape}: pass [m for m in maps].")
-        chi2_maps = [chi2_maps]
-    chi2_maps = [_check_map(m) for m in chi2_maps]
-    if isinstance(channels, (int, np.integer)):
-        channels = [int(channels)] * len(chi2_maps)
-    channels = list(channels)
-    if len(channels) != len(chi2_maps):
-        raise ValueError(f"got {len(chi2_maps)} χ² maps but {len(channels)} channel counts: "
-                         "give one C per scale.")
+                f"stat_maps must be one 2-D map (H, W) or a list of them (one per scale), "
+                f"got an array of shape {stat_maps.shape}: pass [m for m in maps].")
+        stat_maps = [stat_maps]
+    stat_maps = [_check_map(m) for m in stat_maps]
+    if callable(tests) or isinstance(tests, (int, np.integer)):
+        tests = [tests] * len(stat_maps)
+    tests = list(tests)
+    if len(tests) != len(stat_maps):
+        raise ValueError(f"got {len(stat_maps)} statistic maps but {len(tests)} region tests "
+                         "(or channel counts): give one per scale.")
     if shape is None:
-        shape = max((m.shape for m in chi2_maps), key=lambda s: s[0] * s[1])
+        shape = max((m.shape for m in stat_maps), key=lambda s: s[0] * s[1])
     shape = tuple(int(v) for v in shape)
     if upsample not in ("nearest", "bilinear"):
         raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {upsample!r}.")
-    if log_n_tests is None:
-        log_n_tests = polyomino_tests([m.shape for m in chi2_maps])
+    if any(not callable(t) for t in tests):
+        if log_n_tests is None:
+            log_n_tests = polyomino_tests([m.shape for m in stat_maps])
+        tests = [t if callable(t) else AllSizesChi2Test(_as_test(t, (1, 1)).channels,
+                                                          float(log_n_tests))
+                 for t in tests]
     out = None
     trees = []
-    for m, c in zip(chi2_maps, channels):
-        t = level_set_tree(m, c)
+    for m, test in zip(stat_maps, tests):
+        t = level_set_tree(m, test)
         trees.append(t)
-        up = _upsample(log_n_tests + t.log_pfa_map, shape, upsample)
+        up = _upsample(t.log_nfa_map, shape, upsample)
         out = up if out is None else np.minimum(out, up)
     out = out.astype(np.float32)
     return (out, trees) if return_scales else out

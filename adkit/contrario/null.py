@@ -1,0 +1,287 @@
+r"""Background laws estimated on normal data, for a contrario tests.
+
+An a contrario test needs the law of its statistic under the background model H0.
+When the law is known in closed form (the χ²_C law of ‖z‖² for the white latent of a
+perfect normalizing flow) it can be used as is. When it is not (a flow trained on a
+hundred images: its latents of *unseen* normal images are neither unit-variance nor
+independent from channel to channel or from cell to cell), the law is estimated on
+normal maps the model did not see. This module estimates the three things a region
+test of :mod:`adkit.contrario.tree` needs from a stack of such maps
+:math:`m_j(x)`, j = 1…n (:class:`CellBackground`):
+
+1. **A per-position scale** (optional). Aligned objects do not have the same
+   statistics on the object and on the background; each map is divided by the mean
+   of the normal maps at that position, :math:`u_j(x) = m_j(x) / \bar m(x)`. For the
+   normal maps themselves the mean leaves the map out,
+   :math:`\bar m_{-j}(x) = (n \bar m(x) - m_j(x)) / (n - 1)`, so that their
+   normalized values vary as much as those of a new map do (an in-sample mean
+   would shrink them, and the tail would come out too light).
+2. **The marginal law of a cell**, pooled over cells and maps (:class:`EmpiricalTail`):
+   below the :math:`q` quantile :math:`t` (q = 0.9) the empirical survival function,
+   :math:`\hat S(x) = (1 + \#\{u_i \ge x\}) / (n + 1)` (a conformal p-value: valid
+   for any law when the new value is exchangeable with the sample [1]); above it a
+   generalized Pareto tail fitted to the excesses by maximum likelihood,
+   :math:`S(x) = \hat S(t)\,(1 + \xi (x - t)/\beta)^{-1/\xi}`
+   (Pickands–Balkema–de Haan: the excesses over a high threshold of any law in a
+   domain of attraction are asymptotically generalized Pareto [2]). The shape is
+   kept at :math:`\xi \ge 0` (an exponential tail when the fit says lighter): a
+   bounded tail (ξ < 0) would give probability 0, hence an infinitely significant
+   region, to any value beyond the largest normal one.
+3. **The dependence between neighbouring cells** (:func:`ar1_kappa`): the lag-1
+   correlation ρ of the normal scores :math:`\Phi^{-1}(\mathrm{rank})` of the cells,
+   and the integral of a separable AR(1) correlation :math:`\rho^{|h_x| + |h_y|}`,
+   :math:`\kappa = \sum_h \rho^{|h_x|+|h_y|} = ((1+\rho)/(1-\rho))^2`
+   (cells per independent cell).
+
+**Effective number of cells** (:func:`effective_cells`). For a Gaussian vector X of
+correlation Σ on a region R, :math:`P(X_x \ge u\ \forall x \in R) =
+\exp(-\tfrac{u^2}{2} \mathbf 1^T \Sigma_R^{-1} \mathbf 1\,(1 + o(1)))` as u grows [3]:
+the region weighs as :math:`\mathbf 1^T \Sigma_R^{-1} \mathbf 1` independent cells,
+not :math:`|R|`. For an AR(1) chain of r cells this is exactly
+:math:`1 + (r - 1)/\kappa_{1D}`, :math:`\kappa_{1D} = (1+\rho)/(1-\rho)`; in 2-D the
+same form with the 2-D κ is its large-region limit r/κ and a lower bound of it for
+every polyomino (checked numerically in the tests), so
+
+.. math::
+
+    r_{\mathrm{eff}}(R) = 1 + \frac{|R| - 1}{\kappa},\qquad
+    \mathrm{PFA}(R) \approx S(\lambda_R)^{r_{\mathrm{eff}}(R)}
+
+errs on the side of fewer detections. With κ = 1 (independent cells) it is the
+usual :math:`S(\lambda_R)^{|R|}`.
+
+References
+----------
+.. [1] V. Vovk, A. Gammerman, G. Shafer, *Algorithmic Learning in a Random World*,
+   Springer 2005 (conformal p-values).
+.. [2] J. Pickands, "Statistical inference using extreme order statistics", Ann.
+   Statist. 3 (1975); A. Balkema & L. de Haan, Ann. Probab. 2 (1974).
+.. [3] E. Hashorva & J. Hüsler, "On multivariate Gaussian tails", Ann. Inst. Statist.
+   Math. 55 (2003).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["EmpiricalTail", "CellBackground", "ar1_kappa", "effective_cells"]
+
+_LN10 = np.log(10.0)
+
+
+def _check_sample(sample, name="sample") -> np.ndarray:
+    s = np.asarray(sample, dtype=np.float64).ravel()
+    if s.size < 2:
+        raise ValueError(f"{name} needs at least 2 values of the statistic on normal data, "
+                         f"got {s.size}: give more held-out normal images.")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{name} must hold finite numbers.")
+    return s
+
+
+@dataclass
+class EmpiricalTail:
+    r"""Survival function of a statistic estimated on normal samples (see the module).
+
+    Use :meth:`fit`. ``log10_sf(x)`` is :math:`\log_{10} P(U \ge x)` under H0: the
+    conformal empirical value up to the ``threshold``, the generalized Pareto tail
+    beyond it.
+
+    Attributes
+    ----------
+    sample : float64 (n,)
+        The normal values, sorted.
+    threshold : float
+        t, the start of the parametric tail (a high quantile of the sample).
+    p_threshold : float
+        :math:`\hat S(t^+) = (1 + \#\{u_i > t\}) / (n + 1)`.
+    xi, beta : float
+        Shape (≥ 0) and scale of the generalized Pareto law of the excesses over t.
+    """
+
+    sample: np.ndarray
+    threshold: float
+    p_threshold: float
+    xi: float
+    beta: float
+
+    @classmethod
+    def fit(cls, sample, tail: float = 0.1) -> "EmpiricalTail":
+        """Fit on a sample of the statistic under H0; ``tail``: fraction of the sample
+        above the threshold (default 0.1: the 90 % quantile)."""
+        s = np.sort(_check_sample(sample))
+        if not 0 < tail < 1:
+            raise ValueError(f"tail must be a fraction in (0, 1), got {tail!r}.")
+        n = s.size
+        t = float(np.quantile(s, 1.0 - tail))
+        ex = s[s > t] - t
+        p_t = (1.0 + ex.size) / (n + 1.0)
+        xi, beta = 0.0, float(ex.mean()) if ex.size else 0.0
+        if ex.size >= 10:
+            from scipy import stats
+            with np.errstate(all="ignore"):
+                xi_mle, _, beta_mle = stats.genpareto.fit(ex, floc=0)
+            if np.isfinite(xi_mle) and np.isfinite(beta_mle) and xi_mle > 0 and beta_mle > 0:
+                xi, beta = float(xi_mle), float(beta_mle)
+        if not beta > 0:  # every value above t is equal (or none): a tiny exponential
+            beta = max(1e-12, 1e-6 * max(abs(t), 1.0))
+        return cls(sample=s, threshold=t, p_threshold=float(p_t), xi=xi, beta=beta)
+
+    def log10_sf(self, x) -> np.ndarray:
+        r""":math:`\log_{10} P(U \ge x)` under H0 (0 below the smallest normal value)."""
+        x = np.asarray(x, dtype=np.float64)
+        n = self.sample.size
+        k = n - np.searchsorted(self.sample, x, side="left")          # #{u_i >= x}
+        emp = np.log10((k + 1.0) / (n + 1.0))
+        y = np.maximum(x - self.threshold, 0.0) / self.beta
+        if self.xi > 0:
+            ln_tail = -np.log1p(self.xi * y) / self.xi
+        else:
+            ln_tail = -y
+        tail = np.log10(self.p_threshold) + ln_tail / _LN10
+        return np.where(x > self.threshold, tail, emp)
+
+    def to_dict(self) -> dict:
+        return {"sample": self.sample.astype(np.float64), "threshold": self.threshold,
+                "p_threshold": self.p_threshold, "xi": self.xi, "beta": self.beta}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EmpiricalTail":
+        """Back from :meth:`to_dict` (e.g. a saved model), every entry checked
+        (:class:`adkit.estimator.ModelFileError` otherwise)."""
+        from ..estimator import ModelFileError, state_array, state_float
+        sample = state_array(d, "sample", shape=(None,), dtype=np.float64)
+        if sample.size < 2 or np.any(np.diff(sample) < 0):
+            raise ModelFileError("the saved 'sample' of a background law must hold at least "
+                                 "2 sorted values")
+        p_t = state_float(d, "p_threshold", minimum=0.0, maximum=1.0)
+        beta = state_float(d, "beta", minimum=0.0)
+        if not (p_t > 0 and beta > 0):
+            raise ModelFileError("the saved 'p_threshold' and 'beta' of a background law "
+                                 "must be > 0")
+        return cls(sample=sample, threshold=state_float(d, "threshold"), p_threshold=p_t,
+                   xi=state_float(d, "xi", minimum=0.0), beta=beta)
+
+
+def _normal_scores(maps: np.ndarray) -> np.ndarray:
+    """Φ⁻¹ of the mid-ranks of all values (pooled): a Gaussian copy of the maps."""
+    from scipy import special, stats
+    r = stats.rankdata(maps.ravel())
+    return special.ndtri((r - 0.5) / r.size).reshape(maps.shape)
+
+
+def ar1_kappa(maps) -> tuple[float, float]:
+    """Lag-1 correlation ρ of normal maps (N, h, w) and κ = ((1+ρ)/(1−ρ))².
+
+    ρ is the correlation of horizontally and vertically adjacent cells of the normal
+    scores (ranks mapped through Φ⁻¹, so one extreme value does not dominate), pooled
+    over maps; it is kept in [0, 0.95] (κ ≤ 1521). Maps with no adjacent cells give
+    ρ = 0, κ = 1.
+    """
+    m = np.asarray(maps, dtype=np.float64)
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3:
+        raise ValueError(f"maps must be (N, h, w), got shape {m.shape}.")
+    g = _normal_scores(m)
+    g = g - g.mean()
+    num, cnt = 0.0, 0
+    if m.shape[2] > 1:
+        num += float((g[:, :, 1:] * g[:, :, :-1]).sum())
+        cnt += g[:, :, 1:].size
+    if m.shape[1] > 1:
+        num += float((g[:, 1:, :] * g[:, :-1, :]).sum())
+        cnt += g[:, 1:, :].size
+    var = float((g * g).mean())
+    rho = num / cnt / var if cnt and var > 0 else 0.0
+    rho = float(np.clip(rho, 0.0, 0.95))
+    return rho, float(((1 + rho) / (1 - rho)) ** 2)
+
+
+def effective_cells(area, kappa: float) -> np.ndarray:
+    r""":math:`r_{\mathrm{eff}} = 1 + (r - 1)/\kappa` independent cells for a region of
+    r cells when κ cells make one independent cell (see the module)."""
+    if not kappa >= 1:
+        raise ValueError(f"kappa (cells per independent cell) must be >= 1, got {kappa!r}.")
+    return 1.0 + (np.asarray(area, dtype=np.float64) - 1.0) / float(kappa)
+
+
+@dataclass
+class CellBackground:
+    """Background law of a per-cell statistic, estimated on normal maps (the module's
+    steps 1–3). Use :meth:`fit`; :meth:`normalize` maps a new map to the statistic
+    whose survival function is :meth:`log10_sf`, with ``kappa`` cells per independent
+    cell.
+
+    Attributes
+    ----------
+    scale : float64 (h, w) or None
+        Per-position mean of the normal maps (None: no per-position scale).
+    tail : EmpiricalTail
+        Law of the (normalized) statistic of one cell.
+    rho, kappa : float
+        Lag-1 correlation of neighbouring cells and cells per independent cell.
+    """
+
+    scale: np.ndarray | None
+    tail: EmpiricalTail
+    rho: float
+    kappa: float
+
+    @classmethod
+    def fit(cls, maps, per_position: bool = True, tail: float = 0.1) -> "CellBackground":
+        """Estimate from normal maps (N, h, w) the model never saw (N ≥ 2 with
+        ``per_position``)."""
+        m = np.asarray(maps, dtype=np.float64)
+        if m.ndim != 3:
+            raise ValueError(f"maps must be (N, h, w) maps of normal images, got shape {m.shape}.")
+        if not np.all(np.isfinite(m)) or m.min() < 0:
+            raise ValueError("maps must hold finite, non-negative values (e.g. Σ_c z²).")
+        scale = None
+        if per_position:
+            n = m.shape[0]
+            if n < 2:
+                raise ValueError("a per-position scale needs at least 2 normal maps "
+                                 f"(leave-one-out), got {n}: hold out more normal images.")
+            tot = m.sum(axis=0)
+            scale = np.maximum(tot / n, 1e-12)
+            loo = np.maximum((tot[None] - m) / (n - 1), 1e-12)
+            m = m / loo
+        t = EmpiricalTail.fit(m, tail=tail)
+        rho, kappa = ar1_kappa(m)
+        return cls(scale=scale, tail=t, rho=rho, kappa=kappa)
+
+    def normalize(self, maps) -> np.ndarray:
+        """The statistic of new maps ((h, w) or (N, h, w)): divided by the per-position
+        scale when there is one."""
+        m = np.asarray(maps, dtype=np.float64)
+        if self.scale is None:
+            return m
+        if m.shape[-2:] != self.scale.shape:
+            raise ValueError(f"maps of shape {m.shape[-2:]} do not match the {self.scale.shape} "
+                             "positions the background was estimated on: use images of "
+                             "the training size.")
+        return m / self.scale
+
+    def log10_sf(self, x) -> np.ndarray:
+        r""":math:`\log_{10} P(U \ge x)` of one cell's normalized statistic under H0."""
+        return self.tail.log10_sf(x)
+
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "tail": self.tail.to_dict(), "rho": self.rho,
+                "kappa": self.kappa}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CellBackground":
+        """Back from :meth:`to_dict` (e.g. a saved model), every entry checked
+        (:class:`adkit.estimator.ModelFileError` otherwise)."""
+        from ..estimator import state_array, state_dict, state_float
+        tail = EmpiricalTail.from_dict(state_dict(
+            d, "tail", keys=("sample", "threshold", "p_threshold", "xi", "beta")))
+        scale = None
+        if d.get("scale") is not None:   # d is a dict: state_dict checked it above
+            scale = state_array(d, "scale", shape=(None, None), dtype=np.float64,
+                                positive=True)
+        return cls(scale=scale, tail=tail, rho=state_float(d, "rho", minimum=0.0, maximum=0.95),
+                   kappa=state_float(d, "kappa", minimum=1.0))
