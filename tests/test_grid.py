@@ -98,11 +98,11 @@ def test_grid_resumes_after_a_kill_and_matches_the_sequential_run(tmp_path, keep
 
     # a sequential run computes the same rows: the same function (run_cell) one cell
     # after another in this process, and the sequential mode proper (a fresh subprocess
-    # per cell, the default of python -m adkit bench) for one knn cell
+    # per cell, the default of python -m adkit bench) for one cell
     seq = [grid.run_cell(c, threads=1) for c in cells]
-    [sub] = grid.run_grid([cells[2]], None, threads=1, progress=False, log=None)
-    assert sub["pid"] not in {os.getpid(), rows[2]["pid"]}
-    for d, s in list(zip(rows[:8], seq)) + [(rows[2], sub)]:
+    [sub] = grid.run_grid([cells[1]], None, threads=1, progress=False, log=None)
+    assert sub["pid"] not in {os.getpid(), rows[1]["pid"]}
+    for d, s in list(zip(rows[:8], seq)) + [(rows[1], sub)]:
         assert (d["method"], d["data"], d["seed"], d["n_fit"], d["cell"]) == \
             (s["method"], s["data"], s["seed"], s["n_fit"], s["cell"])
         for m in METRICS:
@@ -186,3 +186,35 @@ def test_cells_keys_and_clear_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     assert main([*_cli_args(tmp_path / "r.csv"), "--scheduler", "local"]) == 2
     assert '.[grid]' in capsys.readouterr().err
+
+
+def test_dashboard_link_or_why_not(monkeypatch):
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") \
+            as cluster, Client(cluster) as client:
+        line = grid._dashboard(client)
+        assert line == f"Dask dashboard: {client.dashboard_link}" and "/status" in line
+    # without bokeh the scheduler serves a page that says so: print that, and go on
+    monkeypatch.setitem(sys.modules, "distributed.dashboard.scheduler", None)
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") \
+            as cluster, Client(cluster) as client:
+        assert "lacks bokeh" in grid._dashboard(client)
+
+
+def test_sequential_bench_needs_no_dask(tmp_path):
+    """adkit imports, and python -m adkit bench (sequential) runs, where dask is missing."""
+    for name in ("dask", "distributed"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise ImportError('no {name} here')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    results = tmp_path / "r.csv"
+    cmd = [sys.executable, "-m", "adkit", "bench", "--methods", "reference", "--size", "32",
+           "--n-train", "4", "--n-test", "4", "--results", str(results), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [row] = json.loads(proc.stdout)
+    assert row["n_fit"] == 4 and "image_auroc" in row and "error" not in row
+    assert grid.load_results(results) == [row]
+    proc = subprocess.run(cmd + ["--scheduler", "local"], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 2 and 'pip install -e ".[grid]"' in proc.stderr

@@ -162,8 +162,9 @@ def run_cell(cell: dict | str, run_id: str | None = None, threads: int | None = 
     The same function makes the row in every mode (a subprocess per cell, or a Dask
     task). An exception inside the cell does not propagate: the row then carries
     ``error`` (``"TypeName: message"``) and the cell's fields. Besides the columns of
-    :func:`adkit.bench.bench_one`, a row has ``seed``, ``params`` (JSON) and the run
-    columns ``cell`` (the key), ``run_id``, ``host``, ``pid``, ``started``, ``finished``
+    :func:`adkit.bench.bench_one`, a row has ``seed``, ``cell_s`` (wall seconds of the
+    whole cell: reading or generating the data, fit, predict, metrics), ``params`` (JSON)
+    and the run columns ``cell`` (the key), ``run_id``, ``host``, ``pid``, ``started``, ``finished``
     (Unix seconds). ``peak_MB`` is the peak resident memory of the process while it ran
     the cell (on Linux the high-water mark is reset first, so a worker that outlives its
     cells reports each one's own; Python and the libraries are included).
@@ -183,9 +184,11 @@ def run_cell(cell: dict | str, run_id: str | None = None, threads: int | None = 
         row = {**head, **{k: v for k, v in out.items() if k not in head}}
     except Exception as e:   # the grid goes on; the row says what went wrong
         row = {**head, "size": spec["size"], "error": f"{type(e).__name__}: {e}"}
+    finished = time.time()
+    row["cell_s"] = finished - started
     row["params"] = json.dumps(spec["params"], sort_keys=True)
     row.update({"cell": key, "run_id": run_id, "host": socket.gethostname(),
-                "pid": os.getpid(), "started": started, "finished": time.time()})
+                "pid": os.getpid(), "started": started, "finished": finished})
     return row
 
 
@@ -351,13 +354,27 @@ def _cores() -> int:
 
 
 def _dashboard(client) -> str:
+    """The line to print about the scheduler's dashboard: its link when it answers."""
+    import urllib.error
+    import urllib.request
     try:
-        if "dashboard" in client.scheduler_info().get("services", {}):
-            return f"Dask dashboard: {client.dashboard_link}"
-    except Exception:
-        pass
-    return ("Dask dashboard: not available (it needs bokeh on the scheduler's machine); "
-            "going on without it")
+        link = client.dashboard_link
+    except Exception as e:
+        return f"Dask dashboard: unknown ({e}); going on without it"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(link, timeout=5) as r:
+            page = r.read(20000).decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return (f"Dask dashboard: not available ({link} answers {e.code}: the scheduler "
+                "runs without one); going on without it")
+    except (OSError, ValueError) as e:
+        return (f"Dask dashboard: {link} does not answer from this machine ({e}); going "
+                "on without it")
+    if "needs bokeh" in page.lower():
+        return ("Dask dashboard: not available (the scheduler's machine lacks bokeh: pip "
+                "install bokeh); going on without it")
+    return f"Dask dashboard: {link}"
 
 
 def run_grid(cells, results=None, *, scheduler: str | None = None,
@@ -391,6 +408,12 @@ def run_grid(cells, results=None, *, scheduler: str | None = None,
     """
     from tqdm.auto import tqdm
     say = log or (lambda *a, **k: None)
+    dask_mode = client is not None or scheduler is not None or scheduler_file is not None
+    if dask_mode:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ImportError(GRID_EXTRA) from None
     cells = [_canonical(c) for c in cells]
     keys = [cell_key(c) for c in cells]
     by_key = dict(zip(keys, cells))
@@ -418,13 +441,13 @@ def run_grid(cells, results=None, *, scheduler: str | None = None,
         if errors:
             bar.set_postfix(errors=errors)
 
-    dask_mode = client is not None or scheduler is not None or scheduler_file is not None
     own = None
     if dask_mode and todo and client is None:
         client, cluster = connect(scheduler, scheduler_file, workers,
                                   1 if threads is None else threads, dashboard_address)
         own = (client, cluster)
-        say(_dashboard(client), flush=True)
+        say("Dask dashboard: off" if cluster is not None and dashboard_address is None
+            else _dashboard(client), flush=True)
     elif dask_mode and todo:
         from .workers import ThreadLimits
         client.register_plugin(ThreadLimits(1 if threads is None else threads))
