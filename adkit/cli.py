@@ -133,7 +133,7 @@ def _report(args) -> int:
         figure = args.figure
         if figure is None:
             stem = args.results.rsplit(".", 1)[0]
-            figure = f"{stem}_{args.metric}.png"
+            figure = f"{stem}_{args.metric.replace('/', '_')}.png"
         if figure.lower() != "none":
             report.heatmap(table, figure)
     except (ValueError, TypeError, FileNotFoundError, ImportError, OSError) as e:

@@ -74,14 +74,17 @@ def test_grid_resumes_after_a_kill_and_matches_the_sequential_run(tmp_path, keep
 
     # a bad cell among them: its error row is recorded and the grid goes on
     bad = dict(cells[0], params={"no_such_keyword": 1})
+    # the re-run goes to an existing cluster by its address (as --scheduler tcp://...)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        rows = grid.run_grid(cells + [bad], results, client=client, progress=False,
-                             log=None)
+                      dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        rows = grid.run_grid(cells + [bad], results, scheduler=cluster.scheduler_address,
+                             progress=False, log=None)
         after = grid.load_results(results)
-        # --retry-failed runs the error row again, and only it
-        again = grid.run_grid(cells + [bad], results, client=client, retry_failed=True,
-                              progress=False, log=None)
+        # --retry-failed runs the error row again, and only it (here through a Client)
+        with Client(cluster) as client:
+            again = grid.run_grid(cells + [bad], results, client=client, retry_failed=True,
+                                  progress=False, log=None)
     assert [r["cell"] for r in rows] == keys + [grid.cell_key(bad)]
     assert len(after) == 9 and all("error" not in r for r in rows[:8])
     assert "no_such_keyword" in rows[8]["error"] and rows[8]["method"] == "reference"
@@ -180,6 +183,10 @@ def test_cells_keys_and_clear_errors(tmp_path, capsys, monkeypatch):
     assert grid.cell_key(dict(a, seed=1)) != grid.cell_key(a)
     with pytest.raises(ValueError, match="not in the grid"):
         grid.make_cells(["reference"], ["synthetic/pill"], method_params={"knn": {"k": 1}})
+    with pytest.raises(ValueError, match="workers sizes a local cluster"):
+        grid.run_grid([a], None, workers=2)
+    with pytest.raises(ValueError, match="threads must be"):
+        grid.run_grid([a], None, threads=0)
     with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
         grid.load_results(tmp_path / "r.txt")
     # --scheduler without dask: an error naming the extra

@@ -342,7 +342,13 @@ def connect(scheduler: str | None = None, scheduler_file: str | None = None,
             raise ValueError("--workers sizes a local cluster; an existing scheduler has "
                              "its own workers.")
         client = Client(scheduler)
-    client.register_plugin(ThreadLimits(threads))
+    try:
+        client.register_plugin(ThreadLimits(threads))
+    except BaseException:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise
     return client, cluster
 
 
@@ -409,6 +415,13 @@ def run_grid(cells, results=None, *, scheduler: str | None = None,
     from tqdm.auto import tqdm
     say = log or (lambda *a, **k: None)
     dask_mode = client is not None or scheduler is not None or scheduler_file is not None
+    for name, v in (("threads", threads), ("workers", workers)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be a whole number >= 1, got {v!r}.")
+    if workers is not None and scheduler != "local":
+        raise ValueError("workers sizes a local cluster (scheduler='local'); the sequential "
+                         "mode runs one cell at a time and an existing cluster has its own "
+                         "workers.")
     if dask_mode:
         try:
             import distributed  # noqa: F401
