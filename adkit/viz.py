@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["overlay", "show_grid", "plot_roc", "plot_pro", "plot_history", "show_images",
-           "notebook_style", "map_scale", "png", "map_png", "MAP_CMAP", "DETECTION_COLOR",
+           "notebook_style", "map_scale", "png", "png_size", "map_png", "MAP_CMAP", "DETECTION_COLOR",
            "TRUTH_COLOR"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere
@@ -90,6 +90,13 @@ def png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of PNG bytes, read from the header."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not PNG data")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def map_png(amap: np.ndarray, vmin: float, vmax: float, height: int = 200,

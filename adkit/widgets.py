@@ -135,6 +135,8 @@ class _Pictures:
         vmin, vmax = viz.map_scale(result.maps)
         self.image = viz.png(self.base)
         self.map = viz.map_png(m, vmin, vmax, height=_SIDE)
+        width, height = viz.png_size(self.map)
+        self.map_width = int(round(_SIDE * width / height))
         # an unknown mask (has_mask False) shows the bare image, not "no defect"
         self.truth_known = test is None or _mask_known(test, index)
         self.truth = (None if test is None or test.masks is None else
@@ -350,9 +352,8 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
                                        css_classes=["adkit-status"],
                                        styles={"overflow-wrap": "anywhere"})
     names = ["image", "map", "detection"] + (["ground truth"] if test is not None else [])
-    views = {name: _steady(pn.pane.PNG)(None, alt_text=name, height=_SIDE, margin=(0, 5),
-                                        **({} if name == "map" else {"width": _SIDE}))
-             for name in names}
+    views = {name: _steady(pn.pane.PNG)(None, alt_text=name, height=_SIDE, width=_SIDE,
+                                        margin=(0, 5)) for name in names}
     pictures = pn.Row(*[pn.Column(pn.pane.Markdown(f"**{name}**", margin=(0, 5)), views[name])
                         for name in names])
     notice = _steady(pn.pane.Alert)("", alert_type="warning", visible=False, margin=(5, 10))
@@ -381,7 +382,7 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
             return
         pics = shown["pictures"] = _Pictures(res, test, None, w_image.value)
         views["image"].object = pics.image
-        views["map"].object = pics.map
+        views["map"].param.update(object=pics.map, width=pics.map_width)
         if "ground truth" in views:
             views["ground truth"].object = pics.truth
         notice.visible, pictures.visible = False, True
