@@ -12,6 +12,7 @@ figure each lesson draws under a widget stays.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -78,7 +79,10 @@ def _static_outputs(outputs: list) -> list:
 def _copy_lessons() -> None:
     dest = DOCS / "lessons"
     dest.mkdir(exist_ok=True)
-    for src in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    sources = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for stale in set(dest.glob("*.ipynb")) - {dest / s.name for s in sources}:
+        stale.unlink()                 # a lesson renamed or removed since the last build
+    for src in sources:
         nb = json.loads(src.read_text(encoding="utf-8"))
         nb.get("metadata", {}).pop("widgets", None)
         for cell in nb["cells"]:
@@ -91,3 +95,6 @@ def _copy_lessons() -> None:
 
 
 _copy_lessons()
+# the API pages are generated anew at every build, so a module renamed or removed since
+# the last build leaves no stale page behind
+shutil.rmtree(DOCS / "api", ignore_errors=True)
