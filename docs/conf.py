@@ -37,7 +37,8 @@ html_theme = "furo"
 html_title = "adkit"
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
-suppress_warnings = ["myst.header"]
+# numbered references (".. [1] Author, title") are listed, not always cited in the text
+suppress_warnings = ["myst.header", "ref.footnote"]
 
 # the lessons as saved: never re-executed here
 nb_execution_mode = "off"
