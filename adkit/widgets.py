@@ -354,8 +354,11 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
     names = ["image", "map", "detection"] + (["ground truth"] if test is not None else [])
     views = {name: _steady(pn.pane.PNG)(None, alt_text=name, height=_SIDE, width=_SIDE,
                                         margin=(0, 5)) for name in names}
-    pictures = pn.Row(*[pn.Column(pn.pane.Markdown(f"**{name}**", margin=(0, 5)), views[name])
-                        for name in names])
+    # the pictures wrap onto a second line where the page is narrow (a notebook beside
+    # JupyterLab's file browser); at 1280 px the four stand in one row
+    pictures = pn.FlexBox(*[pn.Column(pn.pane.Markdown(f"**{name}**", margin=(0, 5)),
+                                      views[name]) for name in names],
+                          flex_wrap="wrap", sizing_mode="stretch_width")
     notice = _steady(pn.pane.Alert)("", alert_type="warning", visible=False, margin=(5, 10))
     shown = {}
 
