@@ -89,9 +89,15 @@ def test_lesson_widgets_live_and_offline_in_jupyterlab(jupyterlab):
         page.wait_for_function("window.__adkit_ready", timeout=120_000)
         cells = page.locator(".jp-Notebook .jp-Cell")
 
-        # lesson 00's explorer: the ipywidgets slider moves log10 ε
-        explorer = cells.nth(1)
+        explorer, dash = cells.nth(1), cells.nth(2)
+        # every cell has run (the kernel is free again) before a slider moves
         explorer.locator("img.adkit-detection").wait_for(timeout=180_000)
+        dash.locator('img[alt="detection"]').wait_for(timeout=180_000)
+        page.wait_for_function(
+            "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+            " === 'idle'", timeout=60_000)
+
+        # lesson 00's explorer: the ipywidgets slider moves log10 ε
         handle = explorer.locator(".noUi-handle").first
         handle.scroll_into_view_if_needed()
         latencies = slider_latencies(page, handle, "img.adkit-detection", key="ArrowRight")
@@ -99,8 +105,6 @@ def test_lesson_widgets_live_and_offline_in_jupyterlab(jupyterlab):
         explorer.screenshot(path=str(ARTIFACTS / "jupyterlab-explorer.png"))
 
         # lesson 07's dashboard: panel, rendered from the inline resources
-        dash = cells.nth(2)
-        dash.locator('img[alt="detection"]').wait_for(timeout=180_000)
         handle = dash.locator(".noUi-handle").first
         handle.scroll_into_view_if_needed()
         latencies = slider_latencies(page, handle, 'img[alt="detection"]', key="ArrowRight")
