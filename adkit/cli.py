@@ -22,6 +22,8 @@ import sys
 
 __all__ = ["main"]
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 def _parse_params(items) -> dict:
     params = {}
@@ -80,11 +82,21 @@ def _serve_dashboard(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(B.format_table(rows), flush=True)
-    def app():   # one set of widgets per browser session
+
+    def app():   # one set of widgets per browser session, over results fitted once
         return widgets.dashboard(results, test, eps=args.eps, title=f"adkit · {args.data}")
-    print(f"serving on http://{args.address}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    pn.serve(app, port=args.port, address=args.address, show=False,
-             websocket_origin=[f"{args.address}:{args.port}", f"localhost:{args.port}"])
+    local = args.address in LOOPBACK
+    if not local:
+        print(f"warning: listening on {args.address}, beyond this machine: anyone who can "
+              f"reach it on port {args.port} can open the dashboard (no password). Serve "
+              "only on a network you trust, and stop the server (Ctrl-C) after class.",
+              file=sys.stderr, flush=True)
+    shown = args.address if args.address not in ("0.0.0.0", "::") else "<this machine's address>"
+    print(f"serving on http://{shown}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    # from other machines the page is opened under any of this machine's names or addresses
+    origins = ([f"{args.address}:{args.port}", f"localhost:{args.port}",
+                f"127.0.0.1:{args.port}"] if local else ["*"])
+    pn.serve(app, port=args.port, address=args.address, show=False, websocket_origin=origins)
     return 0
 
 
@@ -205,7 +217,9 @@ def main(argv=None) -> int:
     p_d.add_argument("--methods", nargs="*", default=["reference"])
     p_d.add_argument("--steps", nargs="*", default=[])
     p_d.add_argument("--port", type=int, default=5006)
-    p_d.add_argument("--address", default="127.0.0.1")
+    p_d.add_argument("--address", default="127.0.0.1",
+                     help="interface to listen on (default 127.0.0.1, this machine only); "
+                          "0.0.0.0 serves a classroom: every machine that can reach this one")
     _add_data_args(p_d)
 
     p_cell = sub.add_parser("_cell")  # internal: one grid cell's row in a fresh process

@@ -10,7 +10,12 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["overlay", "show_grid", "plot_roc", "plot_pro", "plot_history", "show_images",
-           "notebook_style"]
+           "notebook_style", "map_scale", "png", "png_size", "map_png", "MAP_CMAP", "DETECTION_COLOR",
+           "TRUTH_COLOR"]
+
+MAP_CMAP = "inferno"                 # anomaly maps, everywhere
+DETECTION_COLOR = (1.0, 0.1, 0.1)    # detected pixels
+TRUTH_COLOR = (0.1, 1.0, 0.2)        # ground-truth defect pixels
 
 
 def _plt():
@@ -60,6 +65,67 @@ def overlay(image: np.ndarray, layer: np.ndarray, alpha: float = 0.5, cmap: str 
     norm = np.clip((layer - lo) / (hi - lo + 1e-12), 0, 1)
     colored = matplotlib.colormaps[cmap](norm)[..., :3].astype(np.float32)
     return ((1 - alpha) * image + alpha * colored).astype(np.float32)
+
+
+def map_scale(maps: np.ndarray) -> tuple[float, float]:
+    """The colour scale (vmin, vmax) of a set of anomaly maps: their minimum and their
+    99.5th percentile, so a few extreme pixels do not wash every map out. Maps of one
+    result share it: a brighter map means a more anomalous image."""
+    maps = np.asarray(maps)
+    return float(np.min(maps)), float(np.percentile(maps, 99.5))
+
+
+def png(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGB image (H, W, 3) float in [0, 1] (or uint8), at its own resolution.
+
+    What the live viewers send to the browser: a few kilobytes, encoded in about a
+    millisecond, so a slider can redraw one picture per move.
+    """
+    import io
+
+    from PIL import Image
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of PNG bytes, read from the header."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not PNG data")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def map_png(amap: np.ndarray, vmin: float, vmax: float, height: int = 200,
+            label: str = "anomaly score") -> bytes:
+    """PNG bytes of one anomaly map with its colorbar, ``height`` pixels tall.
+
+    Drawn with matplotlib's object API (no pyplot state), so it is safe in a server
+    callback; about 50 ms, done when the image changes, not when ε moves.
+    """
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    dpi = 72
+    h, w = np.asarray(amap).shape
+    side = height * (w / h) / dpi            # inches of the map; the colorbar gets 0.95 more
+    width = side + 0.95
+    fig = Figure(figsize=(width, height / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.0, 0.0, side / width, 1.0])
+    im = ax.imshow(amap, cmap=MAP_CMAP, vmin=vmin, vmax=vmax)
+    ax.set_axis_off()
+    cax = fig.add_axes([(side + 0.08) / width, 0.04, 0.13 / width, 0.92])
+    cb = fig.colorbar(im, cax=cax)
+    cb.ax.tick_params(labelsize=8)
+    cb.set_label(label, fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def show_images(images: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 6,

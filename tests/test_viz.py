@@ -40,3 +40,24 @@ def test_notebook_style_sets_a_modest_resolution():
     import matplotlib.pyplot as plt
     viz.notebook_style(dpi=50)
     assert plt.rcParams["figure.dpi"] == 50 and plt.rcParams["savefig.dpi"] == 50
+
+
+def test_png_round_trips_an_image_at_its_own_resolution():
+    import io
+
+    from PIL import Image
+    img = np.zeros((5, 7, 3), np.float32)
+    img[1, 2] = (1.0, 0.5, 0.0)
+    data = viz.png(img)
+    assert viz.png_size(data) == (7, 5)
+    back = np.asarray(Image.open(io.BytesIO(data)))
+    assert back.shape == (5, 7, 3) and tuple(back[1, 2]) == (255, 128, 0) and back[0, 0].sum() == 0
+    with pytest.raises(ValueError, match="PNG"):
+        viz.png_size(b"GIF89a" + bytes(30))
+
+
+def test_map_png_is_the_requested_height_with_room_for_its_colorbar():
+    data = viz.map_png(np.random.default_rng(0).random((32, 32)), 0.0, 1.0, height=100)
+    w, h = viz.png_size(data)
+    assert h == 100 and w > 100 + 40            # the map is square; the colorbar beside it
+    assert viz.map_scale(np.arange(1000.0)) == (0.0, float(np.percentile(np.arange(1000.0), 99.5)))

@@ -300,7 +300,7 @@ def bench_aesc_train(category: str | None = None, size: int | None = None,
         torch.set_num_threads(old)
 
 
-#: name → function(**options) returning a dict of measured figures
+#: name → ``function(**options)`` returning a dict of measured figures
 TASKS = {
     "reference": bench_reference,
     "synthetic": bench_synthetic,

@@ -1,10 +1,12 @@
 """Gaussian-tail a contrario machinery.
 
-Under the background model a normalized residual f = (r − E r) / σ_r is a standard
-normal variable. A pixel is detected when |f| ≥ γ; with N tests the expected number
-of false alarms is NFA(γ) = N · P(|Z| ≥ γ) = N · erfc(γ/√2). Asking NFA ≤ ε gives the
-threshold γ_ε = √2 · erfc⁻¹(ε / N) (Artola et al., ICIP 2021, after Davy et al.,
-ICIP 2018; Desolneux, Moisan & Morel, *From Gestalt Theory to Image Analysis*, 2008).
+Under the background model a normalized residual :math:`f = (r - \\mathbb{E}\\,r) / σ_r`
+is a standard normal variable. A pixel is detected when :math:`|f| ≥ γ`; with :math:`N`
+tests the expected number of false alarms is
+:math:`\\mathrm{NFA}(γ) = N \\cdot P(|Z| ≥ γ) = N \\cdot \\operatorname{erfc}(γ/\\sqrt{2})`.
+Asking :math:`\\mathrm{NFA} ≤ ε` gives the threshold
+:math:`γ_ε = \\sqrt{2}\\,\\operatorname{erfc}^{-1}(ε / N)` (Artola et al., ICIP 2021, after
+Davy et al., ICIP 2018; Desolneux, Moisan & Morel, *From Gestalt Theory to Image Analysis*, 2008).
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ _LN10 = np.log(10.0)
 
 
 def log10_gaussian_tail(z, two_sided: bool = True) -> np.ndarray:
-    """log10 P(|Z| ≥ z) (two-sided) or log10 P(Z ≥ z) for Z ~ N(0, 1).
+    """:math:`\\log_{10} P(|Z| ≥ z)` (two-sided) or :math:`\\log_{10} P(Z ≥ z)` for
+    :math:`Z \\sim \\mathcal N(0, 1)`.
 
     Computed with ``scipy.special.log_ndtr`` so it stays finite far in the tail
     (z = 40 gives about −349, where erfc underflows to 0).
@@ -32,14 +35,16 @@ def log10_gaussian_tail(z, two_sided: bool = True) -> np.ndarray:
 
 
 def log_nfa_gaussian(z, n_tests: float, two_sided: bool = True) -> np.ndarray:
-    """log10 NFA = log10(N_tests) + log10 P(|Z| ≥ z): below log10 ε means detected."""
+    """:math:`\\log_{10} \\mathrm{NFA} = \\log_{10} N_\\text{tests} + \\log_{10} P(|Z| ≥ z)`:
+    below :math:`\\log_{10} ε` means detected."""
     if n_tests <= 0:
         raise ValueError(f"n_tests must be positive, got {n_tests}.")
     return (np.log10(float(n_tests)) + log10_gaussian_tail(z, two_sided)).astype(np.float32)
 
 
 def gaussian_threshold(eps: float, n_tests: float, two_sided: bool = True) -> float:
-    """γ_ε = √2 · erfc⁻¹(ε / N): the |z| above which NFA < ε (two-sided).
+    """:math:`γ_ε = \\sqrt{2}\\,\\operatorname{erfc}^{-1}(ε / N)`: the :math:`|z|` above which
+    :math:`\\mathrm{NFA} < ε` (two-sided).
 
     One-sided: γ_ε = √2 · erfc⁻¹(2ε / N). For ε ≥ N every pixel is detected (γ = 0).
     """
@@ -52,7 +57,8 @@ def gaussian_threshold(eps: float, n_tests: float, two_sided: bool = True) -> fl
 
 
 def gaussian_nfa(gamma: float, n_tests: float, two_sided: bool = True) -> float:
-    """NFA(γ) = N · P(|Z| ≥ γ) = N · erfc(γ/√2): the inverse of :func:`gaussian_threshold`
+    """:math:`\\mathrm{NFA}(γ) = N \\cdot P(|Z| ≥ γ) = N \\cdot \\operatorname{erfc}(γ/\\sqrt{2})`:
+    the inverse of :func:`gaussian_threshold`
     (``gaussian_nfa(gaussian_threshold(eps, N), N) == eps`` for ε < N)."""
     if n_tests <= 0:
         raise ValueError(f"n_tests must be positive, got {n_tests}.")

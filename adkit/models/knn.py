@@ -10,7 +10,8 @@ in industrial anomaly detection", CVPR 2022).
    context. ``projection`` optionally maps them to fewer dimensions by a fixed random
    Gaussian matrix.
 2. *Memory bank* M: the patch features of all training images.
-3. *Greedy coreset* (:func:`adkit.coreset.greedy_coreset`): a subset M_C of ``coreset`` × |M| entries
+3. *Greedy coreset* (:func:`adkit.coreset.greedy_coreset`): a subset M_C of
+   ``coreset`` × :math:`|M|` entries
    (10% by default; 1% in Son et al.) chosen by greedy k-center — repeatedly add the
    bank entry farthest from the entries chosen so far,
    :math:`m_i = \arg\max_{m \in M} \min_{n \in M_C} \|ψ(m) - ψ(n)\|_2`, where ψ is a

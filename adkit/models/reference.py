@@ -6,9 +6,9 @@ Gaussian, with mean μ and standard deviation σ estimated over the training ima
     z_c(x) = (u_c(x) − μ_c(x)) / σ_c(x),      σ_c = sqrt(var_c + σ_min²)
     map(x) = max_c |z_c(x)|
 
-Under that background model each |z_c(x)| is the absolute value of a standard normal
+Under that background model each :math:`|z_c(x)|` is the absolute value of a standard normal
 variable, so a detection at ``map(x) ≥ t`` has probability at most
-3·P(|Z| ≥ t) = 3·erfc(t/√2), and with N_tests = 3·H·W tests (every pixel, every
+:math:`3 P(|Z| ≥ t) = 3 \\operatorname{erfc}(t/\\sqrt{2})`, and with N_tests = 3·H·W tests (every pixel, every
 channel) the log NFA of a pixel is::
 
     log10 NFA(x) = log10(3·H·W) + log10 erfc(map(x)/√2)

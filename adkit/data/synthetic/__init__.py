@@ -75,7 +75,7 @@ the same image; see ``return_clean``).
 ``scratch`` a thin bright or dark curve, a few pixels wide;
 ``contamination`` a blob of a foreign colour with its own grainy texture;
 ``missing`` a chunk of the object replaced by background (a chip at its edge), or a
-    hole in a texture;
+hole in a texture;
 ``stain`` a smooth-edged colour change.
 
 ``defect_contrast`` (default 1) scales how visible a defect is: below 1 the defect is
