@@ -19,7 +19,7 @@ training it again for a minute)::
 A model is stored as ``<cache folder>/<key>.npz`` (the estimator's own
 :meth:`~adkit.estimator.Estimator.save`, written atomically). The key is a fingerprint
 of the class, its parameters (the seed among them), the training data and adkit's
-code, so any change of these fits anew. The cache folder is ``$ADKIT_CACHE`` when that
+code (every module a fit may run), so any change of these fits anew. The cache folder is ``$ADKIT_CACHE`` when that
 variable is set, else ``$XDG_CACHE_HOME/adkit``, else ``~/.cache/adkit``
 (:func:`default_cache_dir`); :func:`clear_cache` empties it.
 """
@@ -124,15 +124,24 @@ def default_cache_dir() -> pathlib.Path:
     return base / "adkit"
 
 
+#: parts of adkit that never change what a fit learns (they show, check or compare results)
+_NOT_FITTING = ("viz.py", "widgets.py", "cli.py", "__main__.py", "metrics.py", "bench/",
+                "exercises/")
+
+
 @functools.lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
-    """A digest of the source of every module of adkit (computed once per process):
-    an edited or upgraded adkit never loads a model fitted by another code."""
+    """A digest of the source of the modules of adkit that fitting may run (all but
+    those that show, check or compare results), computed once per process: an edited or upgraded adkit never
+    loads a model fitted by another code."""
     from . import __version__
     root = pathlib.Path(__file__).resolve().parent
     h = hashlib.sha256(f"adkit {__version__};".encode())
     for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(_NOT_FITTING):
+            continue
+        h.update(rel.encode() + b"\0")
         h.update(path.read_bytes())
     return h.hexdigest()
 

@@ -96,7 +96,7 @@ def test_cached_fit_fits_once_then_loads_the_same_model(tmp_path, count_fits):
     np.testing.assert_array_equal(again.transform(x), first.transform(x))
 
 
-def test_a_new_parameter_seed_or_data_gives_a_new_key():
+def test_a_new_parameter_seed_data_or_code_gives_a_new_key(monkeypatch):
     from adkit.normalize import N2N, Midway
     x = _images()
     base = memo.cache_key(N2N(seed=0, epochs=1), x)
@@ -107,6 +107,9 @@ def test_a_new_parameter_seed_or_data_gives_a_new_key():
     assert memo.cache_key(Midway(), x) != memo.cache_key(N2N(seed=0, epochs=1), x)
     # how a fit runs is not what it learns
     assert memo.cache_key(N2N(seed=0, epochs=1, progress=False, device="cpu"), x) == base
+    # another code (an edited or upgraded adkit) never loads this model
+    monkeypatch.setattr(memo, "_code_fingerprint", lambda: "another adkit")
+    assert memo.cache_key(N2N(seed=0, epochs=1), x) != base
     # a Split is keyed by its images
     from adkit.data import Split
     assert memo.cache_key(Midway(), Split(x)) == memo.cache_key(Midway(), x)
