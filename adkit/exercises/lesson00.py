@@ -156,11 +156,15 @@ def _fa_hints(case, got, expected):
     if abs(g - det[good].sum() / n_good) < 1e-9 and abs(g - expected) > 1e-9:
         return ("you counted pixels: a false alarm is a connected region, however many "
                 "pixels it has (scipy.ndimage.label or skimage.measure.label count them).")
-    if labels.dtype != bool and abs(g - false_alarms_per_image(det[~labels])) < 1e-9:
-        return ("~labels on 0/1 integers is -1/-2 (bitwise not), which picks the last "
-                "images, not the good ones: select the good images with labels == 0.")
+    found = []          # the same number may come from two mistakes: name both
     if abs(g - false_alarms_per_image(det)) < 1e-9:
-        return "count on the good images only (labels == 0), and divide by their number."
+        found.append("count on the good images only (labels == 0), and divide by their "
+                     "number.")
+    if labels.dtype != bool and abs(g - false_alarms_per_image(det[~labels])) < 1e-9:
+        found.append("~labels on 0/1 integers is -1/-2 (bitwise not), which picks the last "
+                     "images, not the good ones: select the good images with labels == 0.")
+    if found:
+        return " Or: ".join(found)
     if n_good > 1 and abs(g - expected * n_good) < 1e-9:
         return f"that is the total: divide by the number of good images ({n_good})."
     return None
