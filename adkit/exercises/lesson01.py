@@ -51,7 +51,7 @@ def _midway_hints(case, got, expected):
     mean = (u.astype(np.float64) + v) / 2
     if g0.shape == mean.shape and np.allclose(g0, mean, atol=1e-5) and \
             np.allclose(g1, mean, atol=1e-5):
-        return ("you averaged the images pixel by pixel: average their *sorted* values (the "
+        return ("you averaged the images pixel by pixel: average their sorted values (the "
                 "quantile functions), then give each pixel the average at its rank.")
     if g0.shape == u.shape and _is_sorted_image(g0) and not _is_sorted_image(expected[0]):
         return ("your images hold the midway values in increasing order: put the r-th value "

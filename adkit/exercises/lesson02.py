@@ -26,7 +26,7 @@ def _nearest_cases(rng):
     pairs += 0.05 * rng.standard_normal(pairs.shape).astype(np.float32)
     order = rng.permutation(6)
     yield Case("3 pairs of near copies, shuffled", (pairs[order],),
-               hint="each image's nearest *other* image is its near copy.")
+               hint="each image's nearest other image is its near copy.")
     y = rng.random((5, 6, 6, 3)).astype(np.float32)
     y[3] = y[1]
     yield Case("an exact copy among 5 images", (y,),
@@ -63,7 +63,7 @@ register(Exercise(
     title="Pairing each image with its nearest other image",
     statement="""The "nearest_images" pairing of Noise2Noise (Artola et al. 2021) trains on
     pairs of training images that look alike. Write a function that takes N images
-    (N × H × W × 3) and returns, for each image, the index of its nearest *other* image:
+    (N × H × W × 3) and returns, for each image, the index of its nearest other image:
     the one at the smallest Euclidean (L2) distance, all pixels and channels counted.""",
     signature="my_nearest(images) -> indices",
     reference=_nearest_reference, cases=_nearest_cases, hints=[_nearest_hints],

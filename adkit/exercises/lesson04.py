@@ -39,7 +39,7 @@ def _pick_cases(rng):
     yield _pick_case(rng, "40 entries in 5-D, one entry selected", 40, 5, 1)
     yield _pick_case(rng, "40 entries in 5-D, 3 selected", 40, 5, 3,
                      hint="the distance of an entry to the selected set is its distance to "
-                          "the *nearest* selected entry (a min over the selected).")
+                          "the nearest selected entry (a min over the selected).")
     yield _pick_case(rng, "60 entries in 16-D, 8 selected", 60, 16, 8)
     yield _pick_case(rng, "200 entries in 3-D, 20 selected", 200, 3, 20)
 
@@ -56,11 +56,11 @@ def _pick_hints(case, got, expected):
     d = _distances_to(feats, selected)
     others = np.setdiff1d(np.arange(len(feats)), selected)
     if g == others[np.argmin(d[others].min(1))]:
-        return ("you picked the entry *closest* to the selected ones: k-center adds the "
+        return ("you picked the entry closest to the selected ones: k-center adds the "
                 "farthest one, the argmax of the distance to the nearest selected entry.")
     if len(selected) > 1 and g == others[np.argmax(d[others].sum(1))]:
         return ("you maximised the distance to all the selected entries (a sum or a mean): "
-                "use the distance to the *nearest* selected entry (the min), then the argmax.")
+                "use the distance to the nearest selected entry (the min), then the argmax.")
     if len(selected) > 1 and g == others[np.argmax(d[others, -1])]:
         return ("you measured the distance to the last pick only: take the min over every "
                 "selected entry.")
@@ -93,7 +93,7 @@ register(Exercise(
     title="The next pick of the greedy coreset",
     statement="""PatchCore (Roth et al. 2022) keeps a small coreset of its memory bank by
     greedy k-center selection: starting from one entry, it repeatedly adds the entry whose
-    distance to the *nearest* already selected entry is the largest,
+    distance to the nearest already selected entry is the largest,
     m = argmax over the bank of min over the selected n of ‖m − n‖₂. Write a function that
     takes the bank (N × D features) and the indices already selected, in order, and returns
     the index of the next entry greedy k-center adds (adkit.coreset.greedy_coreset with

@@ -40,7 +40,7 @@ def _noise_hints(case, got, expected):
         return "some values are outside [0, 1]: clip the noisy image (np.clip(x, 0, 1))."
     r = g - image
     if r.std() > 0 and np.allclose(r[..., 0], r[..., 1]) and np.allclose(r[..., 1], r[..., 2]):
-        return ("the three channels got the same noise: draw one value per pixel *and* "
+        return ("the three channels got the same noise: draw one value per pixel and "
                 "channel, standard_normal(image.shape).")
     s = _residual_std(case, got)
     if s is not None and sigma < 0.5:
@@ -75,7 +75,7 @@ register(Exercise(
     title="Gaussian-noise corruption",
     statement="""AESc is trained to repair corrupted images; the simplest corruption is
     additive white Gaussian noise, x̃ = clip(x + σ·n, 0, 1), with n a standard normal value
-    drawn for every pixel and channel, and σ its *standard deviation* on [0, 1] intensities
+    drawn for every pixel and channel, and σ its standard deviation on [0, 1] intensities
     (adkit.corruptions.gaussian; the paper's levels 0.1, 0.2, 0.4, 0.8). Write a function that
     takes an image (H, W, 3), σ and a seed, and returns the corrupted image, drawing n with
     np.random.default_rng(seed).standard_normal(image.shape).""",
