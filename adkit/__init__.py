@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ["data", "normalize", "models", "nets", "contrario", "features",
                "backbone", "coreset", "neighbors", "training", "memo",
-               "corruptions", "metrics", "viz", "widgets", "cli", "checks"]
+               "corruptions", "metrics", "viz", "widgets", "cli", "checks", "exercises"]
 
 
 

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Estimator", "NotFittedError", "ModelFileError", "REGISTRY", "flatten_state",
+__all__ = ["Estimator", "NotFittedError", "ModelFileError", "FitInterrupted", "REGISTRY", "flatten_state",
            "unflatten_state", "state_array", "state_int", "state_ints", "state_float",
            "state_floats", "state_dict", "load_module_state"]
 
@@ -72,6 +72,12 @@ _RESAVE = ("The file is damaged, incomplete or was not written by an adkit model
 
 class NotFittedError(RuntimeError):
     """Raised when predict/transform is called before fit."""
+
+
+class FitInterrupted(UserWarning):
+    """Warned when a fit is stopped early (Ctrl-C, a notebook's stop button) and keeps
+    what it reached: the object is usable but not what a complete fit gives, so
+    :func:`adkit.memo.cached_fit` does not store it."""
 
 
 class ModelFileError(ValueError):

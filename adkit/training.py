@@ -54,6 +54,8 @@ def train_epochs(run_epoch: Callable[[], float], epochs: int, *, net, name: str,
         One loss per completed epoch.
     """
     from tqdm.auto import tqdm
+
+    from .estimator import FitInterrupted
     history = [] if history is None else history
     net.train()
     bar = tqdm(range(epochs), desc=name if desc is None else desc, disable=not progress)
@@ -63,7 +65,7 @@ def train_epochs(run_epoch: Callable[[], float], epochs: int, *, net, name: str,
             bar.set_postfix(loss=f"{history[-1]:{loss_format}}")
     except KeyboardInterrupt:
         warnings.warn(f"{name} training interrupted after {len(history)} epoch(s); the "
-                      "weights reached so far are kept.", stacklevel=stacklevel)
+                      "weights reached so far are kept.", FitInterrupted, stacklevel=stacklevel)
     finally:
         bar.close()
         net.eval()

@@ -10,8 +10,11 @@ The live viewers share three conventions:
 
 * **one ε slider**: log10 ε (:data:`LOG_EPS`), with ε itself shown beside it;
 * **four fixed pictures** (image, map with its colorbar, detection, ground truth):
-  choosing an image redraws them, moving ε re-encodes only the detection overlay (a
+  choosing an image redraws them, moving ε re-encodes only the detection picture (a
   PNG of a few kB, a few milliseconds), so the picture follows the slider;
+* **the lessons' figure style** (:mod:`adkit.viz`): detections outlined in cyan and
+  ground truths in green on the image (:func:`adkit.viz.outline`), maps in ``inferno``
+  with a colorbar;
 * **they open on a defective image on which something is detected** (:func:`opening`).
 """
 from __future__ import annotations
@@ -84,8 +87,11 @@ def opening(result, test=None, eps: float = 1.0) -> tuple[int, float]:
 
 def render_result(result, test=None, index: int = 0, eps: float = 1.0,
                   threshold: float | None = None, images: np.ndarray | None = None):
-    """Draw image, map (with its colorbar), detection and ground truth of one image."""
-    plt = viz._plt()
+    """Draw image, map (with its colorbar), detection and ground truth of one image.
+
+    The detection is outlined in cyan and the ground truth in green on the image
+    (:func:`adkit.viz.outline`)."""
+    import matplotlib.pyplot as plt
     imgs = images if images is not None else (test.images if test is not None else None)
     if threshold is None and not _has_nfa(result):
         threshold = float(np.percentile(result.maps, 99))
@@ -98,7 +104,7 @@ def render_result(result, test=None, index: int = 0, eps: float = 1.0,
         panels.append(("ground truth" if _mask_known(test, index) else
                        "ground truth: no mask", test.masks[index]))
     widths = [1.25 if name == "map" else 1.0 for name, _ in panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * sum(widths), 2.9),
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(2.6 * sum(widths), 4.5), 2.9),
                              gridspec_kw={"width_ratios": widths})
     vmin, vmax = viz.map_scale(result.maps)
     for ax, (name, data) in zip(axes, panels):
@@ -114,7 +120,7 @@ def render_result(result, test=None, index: int = 0, eps: float = 1.0,
         else:
             base = imgs[index] if imgs is not None else np.zeros((*data.shape, 3), np.float32)
             color = viz.DETECTION_COLOR if name == "detection" else viz.TRUTH_COLOR
-            ax.imshow(viz.overlay(base, data, alpha=0.6, color=color))
+            ax.imshow(viz.outline(base, data, color))
     how = f"threshold {threshold:.3g}" if threshold is not None else _eps_text(eps)
     fig.suptitle(f"{_label(test, index)} · score {result.scores[index]:.3g} · {how} · "
                  f"detected {100 * mask.mean():.2f}% of pixels", fontsize=9)
@@ -140,12 +146,13 @@ class _Pictures:
         # an unknown mask (has_mask False) shows the bare image, not "no defect"
         self.truth_known = test is None or _mask_known(test, index)
         self.truth = (None if test is None or test.masks is None else
-                      viz.png(viz.overlay(self.base, test.masks[index], alpha=0.6,
-                                          color=viz.TRUTH_COLOR)) if self.truth_known
-                      else self.image)
+                      viz.png(viz.outline(self.base, test.masks[index], viz.TRUTH_COLOR))
+                      if self.truth_known else self.image)
 
     def detection(self, mask: np.ndarray) -> bytes:
-        return viz.png(viz.overlay(self.base, mask, alpha=0.6, color=viz.DETECTION_COLOR))
+        """The detection picture: ``mask`` outlined in cyan on the image (the one picture
+        re-encoded when ε moves: a few milliseconds)."""
+        return viz.png(viz.outline(self.base, mask, viz.DETECTION_COLOR))
 
 
 def _detection_text(pics, mask: np.ndarray) -> str:
@@ -220,13 +227,14 @@ def explore(result, test=None, images: np.ndarray | None = None, eps: float = 1.
 
 
 def render_dataset(name: str = "synthetic/pill", n: int = 6, seed: int = 0, **knobs):
-    """Draw ``n`` test images of an embedded dataset with their defect masks outlined."""
+    """Draw ``n`` test images of an embedded dataset with their defect masks outlined in
+    green."""
     from . import data
     knobs.setdefault("n_train", 2)
     _, test = data.load(name, n_test=n, seed=seed, **knobs)
     titles = [f"{t}" for t in test.defect_types]
-    shown = np.stack([viz.overlay(im, m, alpha=0.35, color=viz.TRUTH_COLOR) if m.any() else im
-                      for im, m in zip(test.images, test.masks)])
+    shown = np.stack([viz.outline(im, m, viz.TRUTH_COLOR) for im, m in
+                      zip(test.images, test.masks)])
     return viz.show_images(shown, titles=titles, ncols=n, suptitle=name)
 
 

@@ -139,3 +139,30 @@ def test_dashboard_opens_on_a_detection_and_shows_a_notice_for_a_missing_variant
     assert "not run with 'midway'" in notice.object and status.object == ""
     w["preprocessing"].value = "none"
     assert pictures.visible and not notice.visible and "**b** (none)" in status.object
+
+
+def _png_pixels(data):
+    import io
+
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_the_detection_picture_is_a_cyan_outline_and_the_truth_a_green_one():
+    from adkit import viz
+    test = _Test([0, 1, 1, 1])
+    res = _spot_result({2: 3})
+    w = widgets.explore(res, test)
+    views = [box.children[1] for box in w.children[2].children]
+    cyan = np.round(np.asarray(viz.DETECTION_COLOR) * 255).astype(int)
+    green = np.round(np.asarray(viz.TRUTH_COLOR) * 255).astype(int)
+    detection, truth = _png_pixels(views[2].value), _png_pixels(views[3].value)
+    assert (detection == cyan).all(-1).sum() == 8          # the ring around the one pixel
+    assert (truth == green).all(-1).sum() == 16            # around the 3×3 defect
+    assert not (detection == green).all(-1).any()
+    # the static figure draws the same pictures, the map with its colorbar
+    fig = widgets.render_result(res, test, index=2, eps=1.0)
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    det = np.asarray(panels["detection"].get_images()[0].get_array())
+    assert np.isclose(det, viz.DETECTION_COLOR).all(-1).sum() == 8
+    assert len(fig.axes) == 5 and fig.get_figwidth() * fig.dpi >= viz.MIN_FIGURE_WIDTH
