@@ -26,7 +26,7 @@ ROOT = pathlib.Path(adkit.__file__).parent
 LAYER = {
     # low-level core: conventions, checks, the estimator contract
     "adkit": "core", "adkit._lazy": "core", "adkit.checks": "core",
-    "adkit.torch_utils": "core", "adkit.estimator": "core",
+    "adkit.torch_utils": "core", "adkit.estimator": "core", "adkit.params": "core",
     # low-level shared machinery, used by every method that needs it
     "adkit.features": "shared", "adkit.backbone": "shared", "adkit.coreset": "shared",
     "adkit.neighbors": "shared", "adkit.training": "shared", "adkit.nets": "shared",
@@ -59,12 +59,7 @@ MAY_IMPORT = {
 }
 
 #: known exceptions, each with the reason; the test fails when one is no longer needed
-EXEMPT_IMPORTS = {
-    # Estimator._from_dict imports the two packages to fill its class registry; issue 12
-    # item 1 stores the class's module in the file instead: remove these two then
-    ("adkit.estimator", "adkit.models"): "class registry of Estimator._from_dict",
-    ("adkit.estimator", "adkit.normalize"): "class registry of Estimator._from_dict",
-}
+EXEMPT_IMPORTS: dict = {}
 EXEMPT_PRIVATE = {
     # widgets.render_result borrows viz's lazy pyplot import (widgets.py is being reworked
     # elsewhere: import matplotlib.pyplot there, then remove this line)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_in_range, check_positive_int
+from ..checks import check_in_range
+from ..params import Instance, Integral, Interval, Real, Seed
 from ..contrario.calibration import FalseAlarmCurve, false_alarm_curve
 from .base import AnomalyResult, Detector
 
@@ -37,14 +38,16 @@ class Calibrated(Detector):
 
     name = "calibrated"
 
-    def __init__(self, detector=None, holdout: float = 0.2, n_levels: int = 512, seed: int = 0):
-        if not isinstance(detector, Detector):
-            raise TypeError(f"Calibrated needs an adkit detector, got {detector!r}.")
-        self.detector = detector
-        self.holdout = check_in_range(holdout, "holdout", 0.0, 1.0, low_inclusive=False,
-                                      high_inclusive=False)
-        self.n_levels = check_positive_int(n_levels, "n_levels", minimum=8)
-        self.seed = check_positive_int(seed, "seed", minimum=0)
+    _parameter_constraints = {
+        "detector": Instance(Detector, "an adkit detector such as KNN()"),
+        "holdout": Interval(Real, 0, 1, closed="neither"),
+        "n_levels": Interval(Integral, 8, 100000),
+        "seed": Seed(),
+    }
+
+    def __init__(self, detector=None, *, holdout: float = 0.2, n_levels: int = 512,
+                 seed: int = 0):
+        self._set_params(locals())
 
     @property
     def _min_train(self):

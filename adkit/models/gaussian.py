@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backbone import blur_maps, check_strides, get_extractor, run_extractor
-from ..checks import check_choice, check_in_range, check_positive_int
+from ..backbone import BACKBONE, MAX_SIGMA, Strides, blur_maps, get_extractor, run_extractor
+from ..params import Boolean, Device, Integral, Interval, Options, Real
 from .base import AnomalyResult, FeatureDetector
 
 __all__ = ["Gaussian", "ledoit_wolf", "mahalanobis", "pca_components"]
@@ -179,26 +179,26 @@ class Gaussian(FeatureDetector):
 
     name = "gaussian"
     _min_train = 2
+    _parameter_constraints = {
+        "variance": Interval(Real, 0, 1, closed="neither"),
+        "pca": [Options("opposite", "plain"), None],
+        "strides": Strides(),
+        "map_strides": Strides(allow_empty=True),
+        "pixel_cov": Options("ledoit_wolf", "regularized"),
+        "reg": Interval(Real, 0, 1e4),
+        "sigma": Interval(Real, 0, MAX_SIGMA),
+        "backbone": BACKBONE,
+        "batch_size": Interval(Integral, 1, 4096),
+        "device": [None, Device()],
+        "progress": Boolean(),
+    }
 
-    def __init__(self, variance: float = 0.05, pca: str | None = "opposite",
+    def __init__(self, *, variance: float = 0.05, pca: str | None = "opposite",
                  strides=(4, 8, 16, 32), map_strides=(4, 8, 16),
                  pixel_cov: str = "ledoit_wolf", reg: float = 0.01, sigma: float = 4.0,
                  backbone: str = "efficientnet_lite0", batch_size: int = 16,
                  device: str | None = None, progress: bool = True):
-        self.variance = check_in_range(variance, "variance", 0, 1, low_inclusive=False,
-                                       high_inclusive=False)
-        self.pca = check_choice(pca, "pca", ["opposite", "plain", None])
-        self.strides = check_strides(strides, "strides")
-        self.map_strides = check_strides(map_strides, "map_strides", allow_empty=True)
-        self.pixel_cov = check_choice(pixel_cov, "pixel_cov", ["ledoit_wolf", "regularized"])
-        self.reg = check_in_range(reg, "reg", 0, None)
-        self.sigma = check_in_range(sigma, "sigma", 0, None)
-        if not isinstance(backbone, str):
-            raise TypeError(f"backbone must be a backbone name (str), got {backbone!r}.")
-        self.backbone = backbone
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.device = device
-        self.progress = bool(progress)
+        self._set_params(locals())
 
     # -- features -----------------------------------------------------------------
     def _all_strides(self):

@@ -25,9 +25,12 @@ __all__ = ["Transform"]
 class Transform(Estimator):
     """Base class of normalization steps (images in, images out, numpy float32)."""
 
+    #: the fewest training images ``fit`` accepts
+    _min_train: int = 1
+
     def fit(self, images: Any) -> "Transform":
         """Learn what the step needs from normal images; returns self."""
-        x = check_images(images, "train images")
+        x = check_images(images, "train images", min_count=self._min_train)
         self._fit(x)
         self._mark_fitted()
         return self
