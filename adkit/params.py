@@ -69,7 +69,7 @@ import numpy as np
 __all__ = ["InvalidParameterError", "ParameterTypeError", "ParameterValueError",
            "Constraint", "Interval", "Options", "Boolean", "Seed", "Device", "Tuple",
            "Instance", "Dict", "make_constraint", "alternatives", "validate_params", "check_param",
-           "device_available", "SEED_MAX", "Integral", "Real"]
+           "device_available", "SEED_MAX", "EPS", "Integral", "Real"]
 
 #: the largest seed accepted: every generator (numpy, torch, faiss) takes it
 SEED_MAX = 2 ** 32 - 1
@@ -193,6 +193,12 @@ class Interval(Constraint):
         if hi is not None:
             return f"{what} {'<=' if hi_in else '<'} {_fmt(hi)}"
         return what if self.kind is Integral else "a finite number"
+
+
+#: the constraint of an NFA threshold ε (``segment(eps=...)``, ``SelfSimilarity(eps=...)``)
+EPS = Interval(Real, 0, None, closed="neither",
+               what="a positive number (the expected number of false detections per "
+                    "normal image, e.g. 1)")
 
 
 class Options(Constraint):

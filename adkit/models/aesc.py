@@ -115,6 +115,7 @@ class AESc(Detector):
     # the network's BatchNorm normalizes over the batch: a batch of one image has no
     # statistics at the coarsest (1x1 at 64 px) level
     _min_train = 2
+    _min_train_why = "its BatchNorm layers normalize over a batch of at least 2 images"
     _parameter_constraints = {
         "corruption": [Options(*CORRUPTIONS), None],
         "skips": Boolean(),

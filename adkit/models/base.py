@@ -24,6 +24,7 @@ import numpy as np
 
 from ..checks import check_images, check_same_size
 from ..estimator import Estimator, ModelFileError, state_dict, state_ints
+from ..params import EPS, Interval, Real, check_param
 
 __all__ = ["Detector", "FeatureDetector", "AnomalyResult"]
 
@@ -97,9 +98,8 @@ class AnomalyResult:
         Pass ``threshold=`` to threshold ``maps`` directly instead.
         """
         if threshold is not None:
-            return self.maps > float(threshold)
-        if not (isinstance(eps, (int, float)) and eps > 0):
-            raise ValueError(f"eps must be a positive number, got {eps!r}.")
+            return self.maps > check_param(threshold, Interval(Real), "threshold", "segment")
+        eps = check_param(eps, EPS, "eps", "segment")
         if self.log_nfa is not None:
             return self.log_nfa < np.log10(eps)
         if self.threshold is not None:
@@ -130,7 +130,12 @@ class Detector(Estimator):
                 "anomaly detectors here are fitted on normal images only "
                 "(use split.good)."
             )
-        x = check_images(images, "train images", min_count=self._min_train)
+        x = check_images(images, "train images")
+        need = self._min_train
+        if len(x) < need:
+            why = f" ({self._min_train_why})" if self._min_train_why else ""
+            raise ValueError(f"{type(self).__name__} needs at least {need} training images"
+                             f"{why}, got {len(x)}: pass more normal images.")
         self.image_size_ = tuple(int(s) for s in x.shape[1:3])
         self._fit(x)
         self._mark_fitted()
@@ -153,7 +158,9 @@ class Detector(Estimator):
         return self.fit(train).predict(test)
 
     # -- for subclasses -------------------------------------------------------------
+    #: the fewest training images ``fit`` accepts, and why (for the error message)
     _min_train: int = 1
+    _min_train_why: str = ""
 
     def _fit(self, images: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -53,6 +53,11 @@ class Calibrated(Detector):
     def _min_train(self):
         return self.detector._min_train + 2
 
+    @property
+    def _min_train_why(self):
+        return (f"{type(self.detector).__name__}'s {self.detector._min_train} to fit it, "
+                "and 2 held out to calibrate")
+
     def _split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         n_hold = min(max(2, int(round(self.holdout * n))), n - self.detector._min_train)
         order = np.random.default_rng(self.seed).permutation(n)

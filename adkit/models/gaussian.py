@@ -179,6 +179,7 @@ class Gaussian(FeatureDetector):
 
     name = "gaussian"
     _min_train = 2
+    _min_train_why = "a covariance needs at least 2 samples"
     _parameter_constraints = {
         "variance": Interval(Real, 0, 1, closed="neither"),
         "pca": [Options("opposite", "plain"), None],
@@ -230,7 +231,8 @@ class Gaussian(FeatureDetector):
         for s in self.strides:
             f = torch.as_tensor(feats[s])
             pooled = f.double().mean((2, 3)).numpy()
-            mean, comp, _ = pca_components(pooled, self.variance, self.pca)
+            mean, comp, lam = pca_components(pooled, self.variance, self.pca)
+            self._warn_degenerate(s, pooled, lam)
             z = (pooled - mean) @ comp
             lw = LedoitWolf(assume_centered=True).fit(z)
             self.image_model_[s] = {"mean": mean.astype(np.float64),
@@ -260,6 +262,27 @@ class Gaussian(FeatureDetector):
                 precs[i:i + step] = torch.linalg.inv(cov).float().cpu()
             self.map_model_[s] = {"mean": means.reshape(h, w, c).contiguous(),
                                   "precision": precs.reshape(h, w, c, c)}
+
+    def _warn_degenerate(self, stride, pooled, kept_variances) -> None:
+        """Warn when the image-level Gaussian of ``stride`` has no variance left to model:
+        n training images vary in at most n - 1 directions, and opposite PCA keeps the
+        least-variance ones, so with too few images every kept direction is one in which
+        the training images do not vary at all; Ledoit-Wolf then shrinks towards a
+        covariance of ~0 and the Mahalanobis scores of test images reach ~1e16."""
+        n, p = pooled.shape
+        total = float(np.var(pooled, axis=0).sum())
+        kept = float(np.sum(kept_variances))
+        if total > 0 and kept > 1e-9 * total:
+            return
+        import warnings
+        warnings.warn(
+            f"Gaussian: the {n} training images vary in at most {n - 1} of the {p} "
+            f"directions of the pooled features of stride {stride}, and pca={self.pca!r} "
+            f"kept {len(kept_variances)} direction(s) in which they do not vary at all: "
+            "the covariance is singular there and the image scores become meaningless "
+            "(about 1e16). Fit on more training images (tens, not a handful), or use "
+            "pca='plain' or pca=None, or leave this stride out of strides=.",
+            UserWarning, stacklevel=4)
 
     # -- predict ------------------------------------------------------------------
     def _predict(self, images):

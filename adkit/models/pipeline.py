@@ -41,6 +41,12 @@ class Pipeline(Detector):
     def _min_train(self):
         return max([self.detector._min_train] + [s._min_train for s in self.steps])
 
+    @property
+    def _min_train_why(self):
+        parts = [self.detector] + list(self.steps)
+        worst = max(parts, key=lambda e: e._min_train)
+        return f"{type(worst).__name__} needs them"
+
     def _fit(self, images):
         x = images
         for s in self.steps:

@@ -50,6 +50,7 @@ class ReferenceGaussian(Detector):
 
     name = "reference"
     _min_train = 2
+    _min_train_why = "a per-pixel variance needs at least 2 samples"
 
     _parameter_constraints = {
         "sigma_min": Interval(Real, 0, 1, closed="right"),

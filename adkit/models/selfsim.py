@@ -47,8 +47,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import check_in_range, check_positive_int
-from ..params import (Boolean, Device, Integral, Interval, ParameterValueError, Real, Tuple,
-                      check_param)
+from ..params import (EPS, Boolean, Device, Integral, Interval, ParameterValueError, Real,
+                      Tuple, check_param)
 from ..contrario.gaussian import count_tests, log_nfa_gaussian, vote_log_nfa
 from .base import AnomalyResult, Detector
 
@@ -144,6 +144,7 @@ class SelfSimilarity(Detector):
 
     name = "selfsim"
     _min_train = 2
+    _min_train_why = "h and the nearest patches are estimated between training images"
     _parameter_constraints = {
         "patch_size": Interval(Integral, 2, 64),
         "stride": [None, Interval(Integral, 1, 64)],
@@ -154,7 +155,7 @@ class SelfSimilarity(Detector):
         "n_neighbors": Interval(Integral, 1, 1024),
         "h": [None, Interval(Real, 0, 10, closed="right")],
         "fallback": Interval(Real, 0, 100),
-        "eps": Interval(Real, 0, None, closed="neither"),
+        "eps": EPS,
         "n_votes": Interval(Integral, 1, MAX_SCALES),
         "device": [None, Device()],
         "progress": Boolean(),

@@ -101,8 +101,8 @@ class N2N(Transform):
         "device": [None, Device()],
         "progress": Boolean(),
     }
-    #: pairs need two different normal images
     _min_train = 2
+    _min_train_why = "its training pairs are two different normal images"
 
     def __init__(self, *, pairing: str = "images", epochs: int = 40, batch_size: int = 8,
                  crop: int = 64, patch_size: int = 32, n_nearest: int = 3, search: int = 6,
