@@ -17,6 +17,7 @@ beside the hooks' state) live here, once.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,24 @@ from ..checks import check_images, check_same_size
 from ..estimator import Estimator, ModelFileError, state_dict, state_ints
 from ..params import EPS, Interval, Real, check_param
 
-__all__ = ["Detector", "FeatureDetector", "AnomalyResult"]
+__all__ = ["Detector", "FeatureDetector", "AnomalyResult", "ExtrapolationWarning",
+           "warn_extrapolated"]
+
+
+class ExtrapolationWarning(UserWarning):
+    """An ε below the range where a calibrated false-alarm rate was measured (1/n for n
+    held-out normal images): the threshold comes from an extrapolated tail."""
+
+
+def warn_extrapolated(eps, eps_min: float, n_images: int, stacklevel: int = 3) -> None:
+    """Warn that ``eps`` < ``eps_min`` = 1/n is read on the extrapolated tail of a
+    false-alarm curve measured on ``n_images`` normal images."""
+    warnings.warn(
+        f"eps below {eps_min:.2g} is extrapolated: the false alarms were counted on "
+        f"{n_images} held-out normal images, which measure rates down to 1/{n_images} = "
+        f"{eps_min:.2g} false region per image; a smaller eps is read on the exponential "
+        "tail fitted above them (result.extrapolated(eps) says when). Calibrate on more "
+        "normal images to measure it.", ExtrapolationWarning, stacklevel=stacklevel)
 
 
 @dataclass
@@ -89,6 +107,14 @@ class AnomalyResult:
                              None if self.log_nfa is None else self.log_nfa[idx],
                              self.threshold, extras)
 
+    def extrapolated(self, eps: float) -> bool:
+        """Whether ``eps`` is below the false-alarm rates that were measured for this
+        result: True only for a calibrated result (``extras["eps_min"]`` = 1/n for n
+        held-out normal images, :class:`adkit.models.Calibrated`) and ε < 1/n, where
+        ``segment(eps)`` reads an extrapolated tail. A dashboard shows it beside ε."""
+        eps_min = self.extras.get("eps_min")
+        return eps_min is not None and float(eps) < float(eps_min)
+
     def segment(self, eps: float = 1.0, threshold: float | None = None) -> np.ndarray:
         """Binary anomaly masks (N, H, W).
 
@@ -96,10 +122,16 @@ class AnomalyResult:
         when the expected number of false alarms of its detection is below ``eps``
         (ε = 1: about one false detection per image on normal data).
         Pass ``threshold=`` to threshold ``maps`` directly instead.
+
+        On a calibrated result, an ε below the measured range (:meth:`extrapolated`)
+        gives an :class:`ExtrapolationWarning`.
         """
         if threshold is not None:
             return self.maps > check_param(threshold, Interval(Real), "threshold", "segment")
         eps = check_param(eps, EPS, "eps", "segment")
+        if self.log_nfa is not None and self.extrapolated(eps):
+            warn_extrapolated(eps, float(self.extras["eps_min"]),
+                              int(self.extras.get("n_calibration_images", 0)))
         if self.log_nfa is not None:
             return self.log_nfa < np.log10(eps)
         if self.threshold is not None:
