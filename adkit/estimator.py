@@ -590,7 +590,7 @@ class Estimator:
         (full disk, Ctrl-C) leaves any previous file at ``path`` intact.
         """
         from . import __version__
-        path = os.fspath(path)
+        path = _check_path(path, "save")
         if not path.endswith(".npz"):
             path += ".npz"
         d = self._to_dict()
@@ -638,7 +638,7 @@ class Estimator:
         file names. A file that is not a complete, untampered model saved by adkit
         raises :class:`ModelFileError` (naming the file, what is wrong and what to do).
         """
-        path = os.fspath(path)
+        path = _check_path(path, "load")
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
             path += ".npz"
         if not os.path.exists(path):
@@ -667,6 +667,17 @@ class Estimator:
             raise TypeError(f"{path!r} holds a {type(obj).__name__}, not a {cls.__name__}: "
                             f"load it with {type(obj).__name__}.load (or Estimator.load).")
         return obj
+
+
+def _check_path(path, what: str) -> str:
+    """A file path (str or os.PathLike) as a str; a TypeError for anything else."""
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what} takes a file path (a str or pathlib.Path), got "
+                        f"{type(path).__name__}: {path!r}.")
+    path = os.fspath(path)
+    if not isinstance(path, str) or not path or "\x00" in path:
+        raise ValueError(f"{what} takes a file path, got {path!r}.")
+    return path
 
 
 def _read_file(path: str) -> tuple[dict, dict]:

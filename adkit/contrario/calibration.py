@@ -43,6 +43,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_array
+from ..params import EPS, Integral, Interval, check_param
+
 __all__ = ["false_alarm_curve", "FalseAlarmCurve", "calibrated_log_nfa"]
 
 
@@ -94,7 +97,7 @@ class FalseAlarmCurve:
 
     def threshold(self, eps: float) -> float:
         """The map threshold t_ε: ``maps > t_ε`` is exactly ``log_nfa < log10 ε``."""
-        target = np.log10(eps)
+        target = np.log10(check_param(eps, EPS, "eps", "FalseAlarmCurve.threshold"))
         lognfa = np.log10(self.nfa)
         below = np.flatnonzero(lognfa < target)
         if below.size:
@@ -130,10 +133,13 @@ def _component_lifetimes(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def false_alarm_curve(maps, n_levels: int = 512) -> FalseAlarmCurve:
     """Measure ``F(t)``, the mean number of connected detections per image of
     ``{maps > t}``, on maps of normal images (N, H, W); see the module docstring."""
-    maps = np.asarray(maps, np.float64)
+    maps = check_array(maps, "maps", finite=False, allow_empty=True,
+                       owner="false_alarm_curve")
+    n_levels = check_param(n_levels, Interval(Integral, 8, 100000), "n_levels",
+                           "false_alarm_curve")
     if maps.ndim == 2:
         maps = maps[None]
-    if maps.ndim != 3 or maps.shape[0] == 0:
+    if maps.ndim != 3 or maps.size == 0:
         raise ValueError(f"maps must be (N, H, W) maps of held-out normal images, got shape "
                          f"{maps.shape}.")
     if not np.all(np.isfinite(maps)):

@@ -50,9 +50,13 @@ depends on what lies below it, except for the leaf branch that goes on upward).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..checks import check_array
+from ..params import Boolean, Integral, Interval, Real, Tuple, check_param
 
 __all__ = ["tree_log_nfa", "polyomino_tests", "chi2_region_log_pfa", "level_set_tree",
            "LevelSetTree", "ALPHA", "BETA"]
@@ -61,6 +65,10 @@ __all__ = ["tree_log_nfa", "polyomino_tests", "chi2_region_log_pfa", "level_set_
 ALPHA = 0.316915
 BETA = 4.062570
 _LN10 = np.log(10.0)
+#: the largest map a count of tests covers (4096 x 4096 cells)
+MAX_PIXELS = 2 ** 24
+#: the number of latent channels C of a χ² map
+_CHANNELS = Interval(Integral, 1, 100000, what="a number of channels C (an int >= 1)")
 
 
 def chi2_region_log_pfa(area, min_chi2, channels: int) -> np.ndarray:
@@ -69,11 +77,10 @@ def chi2_region_log_pfa(area, min_chi2, channels: int) -> np.ndarray:
     Chernoff bound of the χ²_C tail raised to the region size:
     ``area * (-C/2) * (t - 1 - ln t) / ln 10`` with ``t = min_chi2 / C``; 0 for t ≤ 1.
     """
-    c = float(channels)
-    if c <= 0:
-        raise ValueError(f"channels must be positive (the number of latent channels C), "
-                         f"got {channels}.")
-    t = np.asarray(min_chi2, dtype=np.float64) / c
+    c = float(check_param(channels, _CHANNELS, "channels", "chi2_region_log_pfa"))
+    t = check_array(min_chi2, "min_chi2", allow_empty=True,
+                    owner="chi2_region_log_pfa") / c
+    area = check_array(area, "area", allow_empty=True, owner="chi2_region_log_pfa")
     with np.errstate(divide="ignore", invalid="ignore"):
         per_pixel = np.where(t > 1, -0.5 * c * (t - 1 - np.log(np.where(t > 0, t, 1))) / _LN10,
                              0.0)
@@ -94,15 +101,22 @@ def polyomino_tests(sizes) -> float:
         log10 N_tests (the count itself overflows a float beyond ~500 pixels).
         Computed in log space with a log-sum-exp over r (the last terms dominate).
     """
-    if isinstance(sizes, (int, np.integer)) or (
+    one = [Interval(Integral, 1, MAX_PIXELS, what=f"a number of pixels in [1, {MAX_PIXELS}]"),
+           Tuple(Interval(Integral, 1, MAX_PIXELS), length=2)]
+    if isinstance(sizes, (numbers.Integral, np.integer)) or (
             isinstance(sizes, tuple) and len(sizes) == 2
-            and all(isinstance(v, (int, np.integer)) for v in sizes)):
+            and all(isinstance(v, (numbers.Integral, np.integer)) for v in sizes)):
         sizes = [sizes]
+    if not isinstance(sizes, (list, tuple)):
+        raise TypeError(f"polyomino_tests: sizes must be a number of pixels, an (H, W) "
+                        f"shape or a list of them, got {type(sizes).__name__}.")
     ln_terms = []
     for s in sizes:
-        n = int(np.prod(s)) if isinstance(s, (tuple, list, np.ndarray)) else int(s)
-        if n < 1:
-            raise ValueError(f"each scale must have at least one pixel, got {s!r}.")
+        s = check_param(s, one, "sizes[i]", "polyomino_tests")
+        n = int(np.prod(s)) if isinstance(s, tuple) else int(s)
+        if n < 1 or n > MAX_PIXELS:
+            raise ValueError(f"polyomino_tests: each scale must have 1 to {MAX_PIXELS} "
+                             f"pixels, got {s!r}.")
         r = np.arange(1, n + 1, dtype=np.float64)
         a = r * np.log(BETA) - np.log(r)
         ln_inner = a.max() + np.log(np.sum(np.exp(a - a.max())))
@@ -152,12 +166,13 @@ class LevelSetTree:
 
 
 def _check_map(chi2) -> np.ndarray:
-    a = np.asarray(chi2)
+    a = check_array(chi2, "a χ² map", finite=False, allow_empty=True)
     if a.ndim != 2:
         raise ValueError(f"a χ² map must be 2-D (H, W), got shape {a.shape}: pass one "
                          "map of one image per scale (sum over channels of z²).")
-    if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)):
-        raise ValueError("a χ² map must hold finite numbers (Σ_c z², non-negative).")
+    if a.size == 0 or not np.all(np.isfinite(a)):
+        raise ValueError("a χ² map must hold finite numbers (Σ_c z², non-negative), "
+                         f"got {'no values' if a.size == 0 else 'NaN or infinities'}.")
     if a.min() < 0:
         raise ValueError(f"a χ² map is a sum of squares, it cannot be negative "
                          f"(min {a.min():.3g}).")
@@ -187,9 +202,7 @@ def level_set_tree(chi2, channels: int) -> LevelSetTree:
         C, the number of latent channels (degrees of freedom of the χ² law).
     """
     img = _check_map(chi2)
-    if int(channels) <= 0:
-        raise ValueError(f"channels must be positive (the number of latent channels C), "
-                         f"got {channels}.")
+    channels = check_param(channels, _CHANNELS, "channels", "level_set_tree")
     if min(img.shape) < 3:
         return _small_map_tree(img, int(channels))
     return _level_set_tree(img, int(channels))
@@ -360,10 +373,18 @@ def tree_log_nfa(chi2_maps, channels, shape=None, log_n_tests: float | None = No
                 f"chi2_maps must be one 2-D map (H, W) or a list of them (one per scale), "
                 f"got an array of shape {chi2_maps.shape}: pass [m for m in maps].")
         chi2_maps = [chi2_maps]
+    if not isinstance(chi2_maps, (list, tuple)):
+        raise TypeError(f"tree_log_nfa: chi2_maps must be a 2-D map or a list of them (one "
+                        f"per scale), got {type(chi2_maps).__name__}.")
     chi2_maps = [_check_map(m) for m in chi2_maps]
-    if isinstance(channels, (int, np.integer)):
+    if isinstance(channels, (numbers.Integral, np.integer)) and not isinstance(channels, bool):
         channels = [int(channels)] * len(chi2_maps)
-    channels = list(channels)
+    channels = list(check_param(channels, Tuple(_CHANNELS), "channels", "tree_log_nfa"))
+    shape = check_param(shape, [None, Tuple(Interval(Integral, 1, 2 ** 15), length=2)],
+                        "shape", "tree_log_nfa")
+    log_n_tests = check_param(log_n_tests, [None, Interval(Real)], "log_n_tests",
+                              "tree_log_nfa")
+    check_param(return_scales, Boolean(), "return_scales", "tree_log_nfa")
     if len(channels) != len(chi2_maps):
         raise ValueError(f"got {len(chi2_maps)} χ² maps but {len(channels)} channel counts: "
                          "give one C per scale.")
