@@ -7,9 +7,9 @@ class attribute, one constraint (or a list of alternatives) per constructor keyw
         _parameter_constraints = {
             "patch_size": Interval(Integral, 2, 64),
             "stride": [None, Interval(Integral, 1, 64)],
-            "eps": Interval(Real, 0, None, closed="neither"),
+            "eps": EPS,                   # a positive number (false alarms per image)
             "seed": Seed(),
-            "device": Device(),
+            "device": [None, Device()],
             "progress": Boolean(),
         }
 
@@ -39,7 +39,8 @@ Constraints
 - ``None``: the value None;
 - :class:`Interval` ``(Integral | Real, low, high, closed)``: an int / a finite real
   number (numpy scalars accepted, booleans refused, NaN and infinities refused) within
-  the bounds;
+  the bounds (``what=`` words it otherwise, e.g. "the index of a training image");
+  :data:`EPS` is the one for an NFA threshold ε;
 - :class:`Options` ``(values)``: one of a few strings;
 - :class:`Boolean`: True or False (``numpy.bool_`` accepted);
 - :class:`Seed`: an int seed in [0, 2**32 - 1];
@@ -59,17 +60,15 @@ A constraint tied to one part of the library lives beside it and subclasses
 from __future__ import annotations
 
 import math
-import numbers
 import re
 from numbers import Integral, Real
-from typing import Any
 
 import numpy as np
 
 __all__ = ["InvalidParameterError", "ParameterTypeError", "ParameterValueError",
            "Constraint", "Interval", "Options", "Boolean", "Seed", "Device", "Tuple",
-           "Instance", "Dict", "make_constraint", "alternatives", "validate_params", "check_param",
-           "device_available", "SEED_MAX", "EPS", "Integral", "Real"]
+           "Instance", "Dict", "make_constraint", "alternatives", "validate_params",
+           "check_param", "device_available", "SEED_MAX", "EPS", "Integral", "Real"]
 
 #: the largest seed accepted: every generator (numpy, torch, faiss) takes it
 SEED_MAX = 2 ** 32 - 1

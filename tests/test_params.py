@@ -365,10 +365,11 @@ def test_minimum_training_images_named(make, need):
         det.fit(x)
 
 
-def test_knn_bank_smaller_than_b():
-    with pytest.raises(ValueError, match=r"memory bank holds 1 patch feature.*fewer than the "
-                                         r"b=9 neighbours"):
-        KNN(coreset=0.001, progress=False).fit(_images(1, 64))
+def test_knn_bank_smaller_than_b_is_said():
+    with pytest.warns(UserWarning, match=r"memory bank holds 1 patch feature.*fewer than the "
+                                         r"b=9 neighbours of the image score, which will use 1"):
+        det = KNN(coreset=0.001, progress=False).fit(_images(1, 64))
+    assert np.isfinite(det.predict(_images(1, 64, seed=1)).scores).all()
 
 
 def test_gaussian_warns_when_too_few_images_for_its_covariance():
@@ -387,3 +388,38 @@ def test_gaussian_warns_when_too_few_images_for_its_covariance():
 def test_estimator_base_validates_nothing_it_does_not_know():
     assert Estimator._parameter_constraints == {}
     assert isinstance(Calibrated._parameter_constraints["detector"], Instance)
+
+
+def test_public_functions_accept_numpy_scalars():
+    """ε, sizes, counts and seeds given as numpy scalars (what np.arange, a slider or an
+    array element gives) are accepted everywhere, like Python numbers."""
+    import torch
+
+    from adkit import contrario, metrics
+    from adkit.backbone import blur_maps
+    from adkit.coreset import greedy_coreset
+    from adkit.corruptions import gaussian, stain
+    from adkit.neighbors import nearest_neighbors
+    i, f = np.int64, np.float32
+    train, test = adkit.data.load("synthetic/pill", n_train=i(3), n_test=i(4), size=i(32),
+                                  seed=i(1), anomaly_ratio=f(0.5))
+    assert train.images.shape == (3, 32, 32, 3) and len(test) == 4
+    a, b = train.split(fraction=f(0.5), seed=i(2))
+    assert len(a) + len(b) == 3
+    x = np.random.default_rng(0).random((100, 8)).astype(np.float32)
+    assert len(greedy_coreset(x, ratio=f(0.1), dim=i(4), seed=i(0))) == 10
+    assert nearest_neighbors(x[:3], x, k=i(2))[0].shape == (3, 2)
+    assert contrario.gaussian_threshold(f(1), i(100)) == pytest.approx(
+        contrario.gaussian_threshold(1.0, 100))
+    assert contrario.count_tests([(i(4), i(4))], i(3)) == 48
+    assert contrario.polyomino_tests(i(16)) == contrario.polyomino_tests(16)
+    assert stain(test.images[0], seed=i(3), n_points=i(8))[0].shape == (32, 32, 3)
+    assert gaussian(test.images, seed=np.uint8(1), sigma=f(0.2))[0].shape == (4, 32, 32, 3)
+    maps = np.random.default_rng(0).random(test.masks.shape)
+    assert 0 <= metrics.aupro(test.masks, maps, max_fpr=f(0.3)) <= 1
+    assert np.isfinite(metrics.optimal_threshold(test.masks, maps, n_thresholds=i(16)))
+    assert blur_maps(torch.zeros(1, 8, 8), f(1.0)).shape == (1, 8, 8)
+    det = ReferenceGaussian(sigma_min=f(0.05), score_sigma=i(1)).fit(train)
+    res = det.predict(test)
+    assert res.segment(eps=f(10)).shape == test.masks.shape
+    assert metrics.evaluate(res, test, eps=np.float64(1))["image_auroc"] >= 0

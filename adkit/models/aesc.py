@@ -68,9 +68,10 @@ class AESc(Detector):
     epochs : int, default 100
         Passes over the training images (paper: 250 epochs, with learning-rate
         reduction on plateau).
-    batch_size : int, default 16
+    batch_size : int >= 2, default 16
         Paper: 16. With few training images a smaller batch (notebook 06: 4) gives
-        more optimisation steps per epoch and trains faster on a CPU.
+        more optimisation steps per epoch and trains faster on a CPU. At least 2 (and
+        at least 2 training images): the network's BatchNorm normalizes over the batch.
     lr : float, default 1e-3
         Adam learning rate, divided by 10 when the epoch loss has not improved for
         ``patience`` epochs (reduce-on-plateau). The authors' configuration uses 0.01

@@ -262,11 +262,12 @@ class KNN(FeatureDetector):
             self.bank_ = flat.numpy()
         self.timings_["coreset"] = time.perf_counter() - t
         if self.mode == "patch" and len(self.bank_) < self.b:
-            raise ValueError(
-                f"the memory bank holds {len(self.bank_)} patch feature(s) (coreset="
+            import warnings
+            warnings.warn(
+                f"KNN: the memory bank holds {len(self.bank_)} patch feature(s) (coreset="
                 f"{self.coreset} of {len(flat)}), fewer than the b={self.b} neighbours of "
-                "the image score: use a larger coreset, more or larger training images, "
-                "or a smaller b.")
+                f"the image score, which will use {len(self.bank_)}: use a larger coreset, "
+                "more or larger training images, or a smaller b.", UserWarning, stacklevel=4)
         self.bank_ = np.ascontiguousarray(self.bank_, dtype=np.float32)
         if self.mode == "spade":
             import torch

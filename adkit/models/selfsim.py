@@ -108,20 +108,23 @@ class SelfSimilarity(Detector):
     patch_size : int, default 8
         Side ``P`` of the square patches (paper: 8×8).
     stride : int or None, default None
-        Step between patches; ``None`` is ``patch_size // 2`` (half overlap, as in the paper).
+        Step between patches, at most ``patch_size``; ``None`` is ``patch_size // 2``
+        (half overlap, as in the paper).
     window : int, default 20
         Side of the local search window around the patch's place (paper: 20×20),
-        i.e. the patch may move by ±(window − patch_size)/2 pixels.
+        i.e. the patch may move by ±(window − patch_size)/2 pixels. At least
+        ``patch_size``, at most the side of the training images (checked at ``fit``).
     scales : int or sequence of int, default (0, 1, 2)
         Scales ``s ∈ S``; scale ``s`` resizes the images by ``eta**s``. An int ``n``
-        means ``range(n)``. Paper: 3 scales.
+        means ``range(n)``; at most 8 scales, indices 0 to 7. Paper: 3 scales.
     eta : float, default 0.5
         Resize factor between scales (paper: η = 0.5).
     n_images : int, default 5
         ``K_s = n_images·(s+1)`` most similar training images searched at scale ``s``
         (paper: ``K_s = 5(s+1)``).
     n_neighbors : int, default 16
-        Number of nearest patches averaged into ``p̂``.
+        Number of nearest patches averaged into ``p̂``; at most the candidates that a
+        corner patch finds in its window of the nearest images (checked at ``fit``).
     h : float or None, default None
         NL-means bandwidth (intensity units, per pixel and channel). ``None`` sets it
         per scale at ``fit`` from the training images themselves: ``h_s² =`` the median,
