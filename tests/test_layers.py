@@ -27,6 +27,7 @@ LAYER = {
     # low-level core: conventions, checks, the estimator contract
     "adkit": "core", "adkit._lazy": "core", "adkit.checks": "core",
     "adkit.torch_utils": "core", "adkit.estimator": "core", "adkit.memo": "core",
+    "adkit.params": "core",
     # low-level shared machinery, used by every method that needs it
     "adkit.features": "shared", "adkit.backbone": "shared", "adkit.coreset": "shared",
     "adkit.neighbors": "shared", "adkit.training": "shared", "adkit.nets": "shared",

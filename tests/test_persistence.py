@@ -78,12 +78,12 @@ def pill():
 def _estimators():
     dets = {m: getattr(adkit.models, METHODS[m])(**FAST[m]) for m in sorted(METHODS)}
     steps = {"midway": Midway(), "align": Align(progress=False),
-             "background": BackgroundCleanup(gray_range=(0, 100)),
+             "background": BackgroundCleanup(gray_range=(0, 100 / 255)),
              "n2n": N2N(epochs=1, crop=32, progress=False)}
     composites = {
         "pipeline": Pipeline([Midway(), Align(progress=False)], ReferenceGaussian()),
         "calibrated_knn": Calibrated(KNN()),
-        "calibrated_pipeline": Calibrated(Pipeline([BackgroundCleanup(gray_range=(0, 100))],
+        "calibrated_pipeline": Calibrated(Pipeline([BackgroundCleanup(gray_range=(0, 100 / 255))],
                                                    ReferenceGaussian()), seed=1),
     }
     return {**dets, **steps, **composites}

@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..checks import check_in_range
+from ..backbone import MAX_SIGMA
+from ..params import Interval, Real
 from ..contrario.gaussian import log_nfa_gaussian
 from .base import AnomalyResult, Detector
 
@@ -49,10 +50,15 @@ class ReferenceGaussian(Detector):
 
     name = "reference"
     _min_train = 2
+    _min_train_why = "a per-pixel variance needs at least 2 samples"
 
-    def __init__(self, sigma_min: float = 0.02, score_sigma: float = 2.0):
-        self.sigma_min = check_in_range(sigma_min, "sigma_min", 0, None, low_inclusive=False)
-        self.score_sigma = check_in_range(score_sigma, "score_sigma", 0, None)
+    _parameter_constraints = {
+        "sigma_min": Interval(Real, 0, 1, closed="right"),
+        "score_sigma": Interval(Real, 0, MAX_SIGMA),
+    }
+
+    def __init__(self, *, sigma_min: float = 0.02, score_sigma: float = 2.0):
+        self._set_params(locals())
 
     def _fit(self, images):
         x = images.astype(np.float64)

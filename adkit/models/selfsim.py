@@ -47,24 +47,25 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import check_in_range, check_positive_int
+from ..params import (EPS, Boolean, Device, Integral, Interval, ParameterValueError, Real,
+                      Tuple, check_param)
 from ..contrario.gaussian import count_tests, log_nfa_gaussian, vote_log_nfa
 from .base import AnomalyResult, Detector
 
 __all__ = ["SelfSimilarity", "rethreshold", "scale_log_nfa"]
 
 
-def _check_scales(scales):
-    if isinstance(scales, (int, np.integer)) and not isinstance(scales, bool):
-        n = check_positive_int(int(scales), "scales")
-        return tuple(range(n))
-    try:
-        out = tuple(int(s) for s in scales)
-    except TypeError:
-        raise TypeError(f"scales must be a number of scales (int) or a list of scale "
-                        f"indices like (0, 1, 2), got {scales!r}.") from None
-    if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
-        raise ValueError(f"scales must be distinct non-negative integers, got {scales!r}.")
-    return tuple(sorted(out))
+#: at most this many scales: each one halves the image (eta = 0.5), 8 take 256 px to 2 px
+MAX_SCALES = 8
+_SCALES = [Interval(Integral, 1, MAX_SCALES),
+           Tuple(Interval(Integral, 0, MAX_SCALES - 1), max_length=MAX_SCALES, unique=True,
+                 sort=True)]
+
+
+def _check_scales(scales, owner=None):
+    """``scales`` as a sorted tuple of distinct scale indices (an int n is range(n))."""
+    out = check_param(scales, _SCALES, "scales", owner)
+    return tuple(range(out)) if isinstance(out, int) else out
 
 
 def _resize(t, size):
@@ -107,20 +108,23 @@ class SelfSimilarity(Detector):
     patch_size : int, default 8
         Side ``P`` of the square patches (paper: 8×8).
     stride : int or None, default None
-        Step between patches; ``None`` is ``patch_size // 2`` (half overlap, as in the paper).
+        Step between patches, at most ``patch_size``; ``None`` is ``patch_size // 2``
+        (half overlap, as in the paper).
     window : int, default 20
         Side of the local search window around the patch's place (paper: 20×20),
-        i.e. the patch may move by ±(window − patch_size)/2 pixels.
+        i.e. the patch may move by ±(window − patch_size)/2 pixels. At least
+        ``patch_size``, at most the side of the training images (checked at ``fit``).
     scales : int or sequence of int, default (0, 1, 2)
         Scales ``s ∈ S``; scale ``s`` resizes the images by ``eta**s``. An int ``n``
-        means ``range(n)``. Paper: 3 scales.
+        means ``range(n)``; at most 8 scales, indices 0 to 7. Paper: 3 scales.
     eta : float, default 0.5
         Resize factor between scales (paper: η = 0.5).
     n_images : int, default 5
         ``K_s = n_images·(s+1)`` most similar training images searched at scale ``s``
         (paper: ``K_s = 5(s+1)``).
     n_neighbors : int, default 16
-        Number of nearest patches averaged into ``p̂``.
+        Number of nearest patches averaged into ``p̂``; at most the candidates that a
+        corner patch finds in its window of the nearest images (checked at ``fit``).
     h : float or None, default None
         NL-means bandwidth (intensity units, per pixel and channel). ``None`` sets it
         per scale at ``fit`` from the training images themselves: ``h_s² =`` the median,
@@ -143,29 +147,45 @@ class SelfSimilarity(Detector):
 
     name = "selfsim"
     _min_train = 2
+    _min_train_why = "h and the nearest patches are estimated between training images"
+    _parameter_constraints = {
+        "patch_size": Interval(Integral, 2, 64),
+        "stride": [None, Interval(Integral, 1, 64)],
+        "window": Interval(Integral, 2, 256),
+        "scales": _SCALES,
+        "eta": Interval(Real, 0, 1, closed="neither"),
+        "n_images": Interval(Integral, 1, 1000),
+        "n_neighbors": Interval(Integral, 1, 1024),
+        "h": [None, Interval(Real, 0, 10, closed="right")],
+        "fallback": Interval(Real, 0, 100),
+        "eps": EPS,
+        "n_votes": Interval(Integral, 1, MAX_SCALES),
+        "device": [None, Device()],
+        "progress": Boolean(),
+    }
 
-    def __init__(self, patch_size: int = 8, stride: int | None = None, window: int = 20,
+    def __init__(self, *, patch_size: int = 8, stride: int | None = None, window: int = 20,
                  scales=(0, 1, 2), eta: float = 0.5, n_images: int = 5, n_neighbors: int = 16,
                  h: float | None = None, fallback: float = 3.0, eps: float = 1.0,
                  n_votes: int = 2, device: str | None = None, progress: bool = True):
-        self.patch_size = check_positive_int(patch_size, "patch_size", 2)
-        self.stride = None if stride is None else check_positive_int(stride, "stride")
-        self.window = check_positive_int(window, "window", self.patch_size)
-        self.scales = _check_scales(scales)
-        self.eta = check_in_range(eta, "eta", 0, 1, low_inclusive=False, high_inclusive=False)
-        self.n_images = check_positive_int(n_images, "n_images")
-        self.n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
-        self.h = None if h is None else check_in_range(h, "h", 0, None, low_inclusive=False)
-        self.fallback = check_in_range(fallback, "fallback", 0, None)
-        self.eps = check_in_range(eps, "eps", 0, None, low_inclusive=False)
-        self.n_votes = check_positive_int(n_votes, "n_votes")
-        if self.n_votes > len(self.scales):
-            raise ValueError(f"n_votes={n_votes} is more than the {len(self.scales)} scale(s) "
-                             f"{self.scales}: a pixel can get at most one vote per scale.")
-        if device is not None and not isinstance(device, str):
-            raise TypeError(f"device must be None or a string like 'cuda', got {device!r}.")
-        self.device = device
-        self.progress = bool(progress)
+        self._set_params(locals())
+
+    def _check_params(self, p):
+        if isinstance(p["scales"], int):
+            p["scales"] = tuple(range(p["scales"]))
+        if p["window"] < p["patch_size"]:
+            raise ParameterValueError(
+                f"window={p['window']} is smaller than patch_size={p['patch_size']}: the "
+                f"search window must hold the patch (window >= {p['patch_size']}; paper: 20).")
+        if p["stride"] is not None and p["stride"] > p["patch_size"]:
+            raise ParameterValueError(
+                f"stride={p['stride']} is larger than patch_size={p['patch_size']}: the "
+                "patches would leave gaps in the background. Use stride <= patch_size "
+                "(None: half the patch, as in the paper).")
+        if p["n_votes"] > len(p["scales"]):
+            raise ParameterValueError(
+                f"n_votes={p['n_votes']} is more than the {len(p['scales'])} scale(s) "
+                f"{p['scales']}: a pixel can get at most one vote per scale.")
 
     # -- geometry -------------------------------------------------------------------
     @property
@@ -207,6 +227,7 @@ class SelfSimilarity(Detector):
                     f"at scale {s} the {images.shape[1]}x{images.shape[2]} images become "
                     f"{hs}x{ws}, smaller than patch_size={self.patch_size}: use fewer scales "
                     f"(scales={tuple(range(max(1, s)))}), a smaller patch_size or larger images.")
+        self._check_train_size(images.shape)
         self.train_ = np.ascontiguousarray(images, dtype=np.float32)
         self._prepare()
         if self.h is not None:
@@ -225,6 +246,34 @@ class SelfSimilarity(Detector):
             med = float(self._torch.cat(d).median())
             h.append(np.sqrt(max(med, 1e-8)))
         self.h_ = np.asarray(h, np.float32)
+
+    def _check_train_size(self, shape) -> None:
+        """The parameters that depend on the training images: the window must fit in
+        the images, and every patch (a corner one has the fewest) must have at least
+        ``n_neighbors`` candidates in its window of the nearest images."""
+        n, h, w = shape[:3]
+        if self.window > min(h, w):
+            raise ValueError(
+                f"window={self.window} is larger than the {h}x{w} training images: the "
+                f"search would cost {(self.window - self.patch_size + 1) ** 2} shifts of "
+                f"the whole image per scale and find nothing more. Use window <= "
+                f"{min(h, w)} (paper: 20).")
+        # images searched: K_0 = n_images (fewer when there are fewer training images;
+        # one fewer while h is estimated, each training image against the others)
+        k = min(self.n_images, n - 1 if self.h is None else n)
+        fewest, where = None, None
+        for s in self.scales:
+            hs, ws = self._scale_size(s, (h, w))
+            p, r = self.patch_size, self._radius
+            cand = k * (min(r, hs - p) + 1) * (min(r, ws - p) + 1)
+            if fewest is None or cand < fewest:
+                fewest, where = cand, s
+        if self.n_neighbors > fewest:
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors} is more than the {fewest} candidate "
+                f"patches that a corner patch finds at scale {where} ({k} nearest "
+                f"image(s) x the window's positions): use n_neighbors <= {fewest} "
+                f"(default 16), a larger window or n_images, or more training images.")
 
     def _nearest_images(self, u, s, candidates=None):
         """Indices of the K_s training images closest (L2) to ``u`` at scale ``s``."""
@@ -508,7 +557,7 @@ def _check_result_scales(result, scales):
         raise ValueError("this result holds no per-scale residuals: it must come from "
                          "SelfSimilarity.predict (or a Pipeline ending with a SelfSimilarity).")
     stored = tuple(ex["scales"])
-    scales = stored if scales is None else _check_scales(scales)
+    scales = stored if scales is None else _check_scales(scales, "rethreshold")
     missing = [s for s in scales if s not in stored]
     if missing:
         raise ValueError(f"scales {missing} were not computed; this result has scales {stored}.")
