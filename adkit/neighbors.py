@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["nearest_neighbors", "faiss_index", "faiss_module", "ivf_index", "search"]
+__all__ = ["nearest_neighbors", "faiss_index", "faiss_module", "ivf_index",
+           "ivf_centroids", "search"]
 
 
 def faiss_module():
@@ -86,7 +87,7 @@ def ivf_index(bank, nlist: int | None = None, centroids=None, seed: int = 1234):
     points of the bank drawn with a fixed seed, or the given ``centroids`` (nlist, D),
     which rebuild the same index. ``nlist`` None: ``≈ √M`` (a power of 2 in [64, 1024]).
     A search visits ``nprobe`` lists (:func:`search`): approximate, exact when
-    ``nprobe = nlist``. The centroids are kept as ``index.adkit_centroids``."""
+    ``nprobe = nlist``. :func:`ivf_centroids` gives the centroids back."""
     faiss = faiss_module()
     if faiss is None:  # pragma: no cover - faiss-cpu is a dependency
         raise ImportError("an inverted-file index needs faiss (pip install faiss-cpu).")
@@ -104,12 +105,17 @@ def ivf_index(bank, nlist: int | None = None, centroids=None, seed: int = 1234):
     centroids = np.ascontiguousarray(centroids, dtype=np.float32)
     quant = faiss.IndexFlatL2(dim)
     quant.add(centroids)
-    index = faiss.IndexIVFFlat(quant, dim, len(centroids))
+    index = faiss.IndexIVFFlat(quant, dim, len(centroids))   # keeps a reference to quant
     index.is_trained = True
-    index._adkit_quantizer = quant          # the index does not own its quantizer
-    index.adkit_centroids = centroids
     index.add(bank)
     return index
+
+
+def ivf_centroids(index) -> np.ndarray:
+    """The (nlist, D) centroids of an inverted-file index (to rebuild it with
+    :func:`ivf_index`)."""
+    return np.ascontiguousarray(index.quantizer.reconstruct_n(0, index.nlist),
+                                dtype=np.float32)
 
 
 def search(index, queries, k: int, exclude=None, nprobe: int = 16):

@@ -272,3 +272,22 @@ def test_own_nfa_gives_about_eps_false_regions_on_unseen_normal_images(name):
     assert lo < fa < hi, (lo, fa, hi)
     # correlated neighbouring pixels: far fewer effective tests than pixels
     assert res.extras["n_tests"] < 96 * 96
+
+
+def test_inverted_file_fallback_and_its_round_trip(monkeypatch, tmp_path):
+    """Above FLAT_MAX training patches the global search is an inverted file (faiss
+    IVF): it is fitted, used (the fallback rate is reported) and saved with its
+    centroids, so that the loaded model gives the same maps."""
+    import adkit.models.selfsim as ss
+    monkeypatch.setattr(ss, "FLAT_MAX", 2000)
+    train = _texture(10, size=64, seed=0)
+    test = _texture(2, size=64, seed=1)
+    test[0, 20:30, 20:30] = 0.9
+    det = SelfSimilarity(progress=False, scales=(0, 1), n_votes=1).fit(train)
+    assert det._index[0].centroids is not None                  # 10·29² > 2000 patches
+    res = det.predict(test)
+    assert res.extras["fallback_rate"].shape == (2, 2)
+    assert 0 < res.extras["fallback_rate"][0, 0] <= 1
+    back = SelfSimilarity.load(det.save(tmp_path / "ivf"))
+    np.testing.assert_array_equal(back._index[0].centroids, det._index[0].centroids)
+    np.testing.assert_allclose(back.predict(test).maps, res.maps, rtol=1e-5, atol=1e-9)

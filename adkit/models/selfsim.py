@@ -160,7 +160,7 @@ class _PatchIndex:
         import torch
         import torch.nn.functional as F
 
-        from ..neighbors import faiss_index, ivf_index
+        from ..neighbors import faiss_index, ivf_centroids, ivf_index
         n, c, h, w = pyr.shape
         p = self.patch_size = int(patch_size)
         d_full = c * p * p
@@ -199,7 +199,7 @@ class _PatchIndex:
             self.index, self.centroids = faiss_index(db, device="cpu"), None
         else:
             self.index = ivf_index(db, centroids=cents)
-            self.centroids = self.index.adkit_centroids
+            self.centroids = ivf_centroids(self.index)
 
     def state(self) -> dict:
         out = {"mean": self.mean, "proj": self.proj}
