@@ -23,6 +23,7 @@ def test_bench_align_recovers_known_warps():
 def test_bench_selfsim_functions_return_their_figures():
     a = bench_selfsim_predict(size=64, n_train=4, repeat=1)
     assert a["scales"] == 3 and a["predict_1_s"] > 0 and a["fit_s"] > 0
+    assert all(0 <= a[f"fallback_s{s}"] <= 1 for s in range(3)) and a["fit_cpu_s"] > 0
     b = bench_eps_update(size=64, n_train=4, repeat=3)
     assert 0 < b["eps_update_best_s"] <= b["eps_update_s"]
 
