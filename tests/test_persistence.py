@@ -151,7 +151,10 @@ def test_every_estimator_loads_in_a_fresh_interpreter(pill, tmp_path):
     with np.load(tmp_path / "out.npz") as f:
         for name, outs in expected.items():
             for k, v in outs.items():
-                np.testing.assert_array_equal(f[f"{name}/{k}"], v, err_msg=f"{name}/{k}")
+                # a fresh interpreter may run torch's kernels on another number of threads,
+                # whose float sums differ in the last bits: equal to float32 rounding
+                np.testing.assert_allclose(f[f"{name}/{k}"], v, rtol=1e-5, atol=1e-6,
+                                           err_msg=f"{name}/{k}")
 
 
 def test_the_header_names_each_class_and_its_module(tmp_path):
