@@ -7,6 +7,7 @@ Examples::
     python -m adkit run --data synthetic/pill --method knn --param coreset=0.1 --size 128
     python -m adkit bench --data synthetic/pill synthetic/nut --methods reference knn
     python -m adkit bench --data mvtec/bottle --root /data/mvtec --methods knn
+    python -m adkit bench --data mvtec/bottle --root /data/mvtec --methods all --size 256
     python -m adkit bench --task reference
     python -m adkit bench --data synthetic/pill synthetic/nut --methods reference knn \
         --seeds 0 1 2 --scheduler local --results results.parquet
@@ -175,7 +176,8 @@ def main(argv=None) -> int:
     p_b = sub.add_parser("bench", help="time fit/predict per method, dataset and seed (a "
                          "resumable grid, sequential or on Dask), or a micro-task")
     p_b.add_argument("--data", nargs="*", default=["synthetic/pill"])
-    p_b.add_argument("--methods", nargs="*", default=["reference"])
+    p_b.add_argument("--methods", nargs="*", default=["reference"],
+                     help="detectors (python -m adkit list), or 'all' for every one")
     p_b.add_argument("--param", action="append",
                      help="detector keyword, key=value (every method) or method.key=value")
     p_b.add_argument("--steps", nargs="*", default=[])
@@ -226,6 +228,9 @@ def main(argv=None) -> int:
     p_cell.add_argument("spec")
 
     args = parser.parse_args(argv)
+    if "all" in (getattr(args, "methods", None) or []):
+        from . import models
+        args.methods = sorted(models.METHODS)
     if args.command == "list":
         from . import data, models
         print("datasets:", ", ".join(data.available()), "+ mvtec/<category> with --root")

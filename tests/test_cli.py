@@ -68,3 +68,14 @@ def test_dashboard_warns_when_it_listens_beyond_this_machine(monkeypatch, capsys
     # from other machines the page comes under this machine's own name: any origin
     assert (served["websocket_origin"] == ["*"]) == warned
     assert served["app"]().objects              # a dashboard per session
+
+
+def test_bench_methods_all_means_every_method(monkeypatch):
+    """``--methods all`` (the real-data table of the README) runs every registered method."""
+    import adkit.cli as cli
+    from adkit import models
+    seen = {}
+    monkeypatch.setattr(cli, "_bench_grid", lambda args: seen.setdefault("m", args.methods) and 0)
+    assert main(["bench", "--data", "synthetic/pill", "--methods", "all"]) == 0
+    assert seen["m"] == sorted(models.METHODS)
+    assert {"reference", "selfsim", "gaussian", "knn", "uflow", "aesc"} <= set(seen["m"])
