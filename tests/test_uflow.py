@@ -144,7 +144,7 @@ def test_flow_of_the_model_is_invertible(trained):
     assert [f.shape[1] for f in feats] == list(det.net_.in_channels)
     assert all(f.dtype == np.float32 for f in feats)
     z = det.latents(test.images[:3])
-    np.testing.assert_allclose(z[0], res.extras[f"z_{det.strides[0]}"][:3], atol=1e-5)
+    np.testing.assert_allclose(z[0], res.extras[f"z_{det.strides[0]}"][:3], atol=1e-4)  # batches
     rec = det.inverse(z)
     for a, b in zip(rec, feats):
         assert a.shape == b.shape
