@@ -368,8 +368,8 @@ def plot_threshold_curve(log_eps, curves: dict, oracle: dict | None = None, ax=N
         if oracle is not None and label in oracle:
             ax.axhline(float(oracle[label]), color=line.get_color(), ls="--", lw=1)
     ax.axvline(0.0, color="k", lw=1, ls=":")
-    ax.annotate("ε = 1", (0.0, 1.0), xycoords=("data", "axes fraction"),
-                xytext=(3, -12), textcoords="offset points", fontsize=8)
+    ax.annotate("ε = 1", (0.0, 0.5), xycoords=("data", "axes fraction"),
+                xytext=(3, 0), textcoords="offset points", fontsize=8)
     ax.set_xlabel("threshold log10 ε (detected: log NFA < log10 ε)")
     ax.set_ylabel(ylabel)
     if oracle:
@@ -405,36 +405,44 @@ def plot_false_alarms(log_eps, curves: dict, n_good: int | None = None, ax=None)
     ax.set_ylim(floor / 1.5, top)
     ax.set_xlabel("ε")
     ax.set_ylabel("false regions per good image")
-    ax.plot([], [], "o", color="gray", mfc="none", label="none measured (drawn at the floor)")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.plot([], [], "o", color="gray", mfc="none", label="0 measured (drawn at the floor)")
+    ax.legend(fontsize=8, loc="lower right")
     return ax
 
 
-def plot_level_set_tree(tree, ax=None, log_level: bool = True, label: str = "log10 NFA"):
+def plot_level_set_tree(tree, ax=None, log_eps: float = 0.0, clip: float = 10.0,
+                        level_label: str = "level (log10)"):
     """The nodes of a tree of upper level sets (:func:`adkit.contrario.tree.level_set_tree`)
-    at (area, level), each linked to its parent and coloured by its log NFA (with a
-    colorbar), the selected regions circled in cyan. Returns the axes."""
+    at (area, log10 level), each linked to its parent and coloured by its log10 NFA
+    (clipped at ``clip``: the interesting values are the low ones; with a colorbar).
+    The selected regions (leaves of the simplified tree) are circled: in cyan those
+    detected at ε (log NFA < ``log_eps``), in grey the others. Returns the axes."""
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(_width(5), 3.6))
     pos = {int(n): k for k, n in enumerate(np.asarray(tree.nodes))}
     par = np.array([pos[int(p)] for p in tree.node_parent])
     area = np.asarray(tree.area, dtype=float)
-    lev = np.asarray(tree.level, dtype=float)
-    if log_level:
-        lev = np.log10(np.maximum(lev, 1e-12))
+    lev = np.log10(np.maximum(np.asarray(tree.level, dtype=float), 1e-12))
+    lnfa = np.asarray(tree.log_nfa, dtype=float)
     for k in range(len(area)):
         ax.plot([area[k], area[par[k]]], [lev[k], lev[par[k]]], color="0.75", lw=0.5,
                 zorder=1)
-    sc = ax.scatter(area, lev, s=10, c=np.asarray(tree.log_nfa), cmap=MAP_CMAP + "_r",
+    sc = ax.scatter(area, lev, s=10, c=np.minimum(lnfa, clip), cmap=MAP_CMAP + "_r",
                     zorder=2)
-    _colorbar(ax.figure, sc, ax, label)
+    _colorbar(ax.figure, sc, ax, f"log10 NFA (clipped at {clip:g})")
     sel = np.array([pos[int(n)] for n in tree.selected], dtype=int)
+    hit = sel[lnfa[sel] < log_eps]
+    miss = sel[lnfa[sel] >= log_eps]
+    if miss.size:
+        ax.scatter(area[miss], lev[miss], s=70, facecolors="none", edgecolors="0.5",
+                   linewidths=1.0, label="selected, NFA ≥ ε", zorder=3)
+    if hit.size:
+        ax.scatter(area[hit], lev[hit], s=80, facecolors="none", edgecolors=DETECTION_COLOR,
+                   linewidths=1.8, label="detected, NFA < ε", zorder=4)
     if sel.size:
-        ax.scatter(area[sel], lev[sel], s=80, facecolors="none", edgecolors=DETECTION_COLOR,
-                   linewidths=1.5, label="selected", zorder=3)
         ax.legend(fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("region area (cells)")
-    ax.set_ylabel("level (log10)" if log_level else "level")
+    ax.set_ylabel(level_label)
     return ax
