@@ -46,6 +46,8 @@ __all__ = [
     "optimal_threshold",
     "false_alarms_per_image",
     "evaluate",
+    "miou_curve",
+    "nfa_threshold_study",
 ]
 
 #: 8-connectivity inside each image, no connection between images of a batch
@@ -524,6 +526,34 @@ def optimal_threshold(masks: Any, maps: Any, metric: str = "iou", n_thresholds: 
     return (t, float(score[j])) if return_score else t
 
 
+def miou_curve(masks: Any, maps: Any, thresholds: Any, empty: float = 1.0) -> np.ndarray:
+    r"""mIoU (per image, as :func:`miou` with ``average="image"``) of ``maps > t`` for
+    every threshold t of ``thresholds``.
+
+    The curve whose maximum :func:`optimal_threshold` looks for; drawn against the
+    threshold it shows how far an automatic threshold is from the best one (U-Flow's
+    Fig. 7). For a log NFA map, whose detections are ``log_nfa < log10 ε``, pass
+    ``-log_nfa`` and ``-log10 ε``.
+
+    Returns
+    -------
+    float64 (T,), in the order of ``thresholds``.
+    """
+    g, m = _check_masks_maps(masks, maps)
+    thr = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    if thr.size == 0 or not np.all(np.isfinite(thr)):
+        raise ValueError("thresholds must be a non-empty sequence of finite numbers.")
+    order = np.argsort(thr, kind="stable")
+    n = g.shape[0]
+    pp, tp = _sweep(g, m, thr[order], per_image=True)
+    pos = np.count_nonzero(g.reshape(n, -1), axis=1)[:, None]
+    union = pos + pp - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), float(empty))
+    out = np.empty(thr.size)
+    out[order] = iou.mean(axis=0)
+    return out
+
+
 def count_regions(mask: Any) -> int:
     """Number of connected regions (8-connected) of one boolean mask (H, W)."""
     m = np.asarray(mask, bool)
@@ -622,3 +652,59 @@ def evaluate(result: Any, test: Any, eps: float = 1.0) -> dict:
     if "note" in out:                       # keep the note the last column of a table
         out["note"] = out.pop("note")
     return out
+
+
+def nfa_threshold_study(result: Any, test: Any, log_eps: Any = np.arange(-10, 41, 2)) -> dict:
+    r"""How an a contrario threshold compares with the oracle, and whether ε keeps its
+    promise, on one test split.
+
+    The mIoU (:func:`miou`, per image) of the automatic detections
+    ``result.log_nfa < log10 ε`` at ε = 1 and of the oracle (:func:`optimal_threshold`
+    of ``result.maps``, which looks at the ground truth), each on every image (the
+    U-Flow paper's definition: a good image left alone counts IoU 1) and on the
+    defective images only; the mIoU against log10 ε on both sets (the paper's Fig. 7);
+    the false regions per good image (:func:`false_alarms_per_image`) against log10 ε.
+
+    Returns
+    -------
+    dict
+        ``miou_auto``, ``miou_oracle`` (every image), ``miou_auto_defective``,
+        ``miou_oracle_defective``, ``defects_hit`` (fraction of defective images with
+        a detection touching the defect at ε = 1), ``false_alarms_eps1``; the curves
+        ``log_eps``, ``miou_curve``, ``miou_curve_defective``, ``false_alarms``
+        (arrays, one value per log10 ε); ``n_good`` and ``n_defective``.
+    """
+    lnfa = getattr(result, "log_nfa", None)
+    if lnfa is None or getattr(result, "maps", None) is None:
+        raise TypeError("result must be an AnomalyResult with a log_nfa (an a contrario "
+                        "method: SelfSimilarity, UFlow, or a Calibrated detector).")
+    masks, labels = getattr(test, "masks", None), getattr(test, "labels", None)
+    if masks is None or labels is None:
+        raise TypeError(f"test must be a Split with masks and labels, got "
+                        f"{type(test).__name__}.")
+    masks = np.asarray(masks, bool)
+    lnfa = np.asarray(lnfa, dtype=np.float64)
+    if lnfa.shape != masks.shape:
+        raise ValueError(f"the result's log_nfa is {lnfa.shape} but the test masks are "
+                         f"{masks.shape}: predict on the same test split.")
+    le = np.asarray(log_eps, dtype=np.float64).reshape(-1)
+    good = np.asarray(labels) == 0
+    bad = ~good
+    if not good.any() or not bad.any():
+        raise ValueError("the test split needs both good and defective images.")
+    maps = np.asarray(result.maps)
+    seg = lnfa < 0.0
+    return {
+        "miou_auto": miou(masks, seg),
+        "miou_oracle": optimal_threshold(masks, maps, return_score=True)[1],
+        "miou_auto_defective": miou(masks[bad], seg[bad]),
+        "miou_oracle_defective": optimal_threshold(masks[bad], maps[bad],
+                                                   return_score=True)[1],
+        "defects_hit": float(np.mean([(seg[k] & masks[k]).any() for k in np.flatnonzero(bad)])),
+        "false_alarms_eps1": false_alarms_per_image(seg, good),
+        "log_eps": le,
+        "miou_curve": miou_curve(masks, -lnfa, -le),
+        "miou_curve_defective": miou_curve(masks[bad], -lnfa[bad], -le),
+        "false_alarms": np.array([false_alarms_per_image(lnfa[good] < v) for v in le]),
+        "n_good": int(good.sum()), "n_defective": int(bad.sum()),
+    }

@@ -20,7 +20,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
-           "show_images", "notebook_style", "map_scale", "png", "png_size", "map_png",
+           "show_images", "notebook_style", "plot_threshold_curve", "plot_false_alarms",
+           "plot_level_set_tree", "map_scale", "png", "png_size", "map_png",
            "MAP_CMAP", "DETECTION_COLOR", "TRUTH_COLOR", "MIN_FIGURE_WIDTH", "STYLE"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere
@@ -341,4 +342,107 @@ def plot_history(history, ax=None, label: str | None = None, log: bool = True):
     ax.set_ylabel("loss")
     if label:
         ax.legend()
+    return ax
+
+
+def plot_threshold_curve(log_eps, curves: dict, oracle: dict | None = None, ax=None,
+                         spread: dict | None = None, ylabel: str = "mIoU"):
+    """A segmentation score against the a contrario threshold log10 ε (U-Flow's Fig. 7).
+
+    ``curves``: ``{label: values}`` (one value per log10 ε); ``spread``: the same keys,
+    a ± band (e.g. the std over seeds); ``oracle``: ``{label: value}`` drawn as dashed
+    horizontal lines of the same colour (the best threshold, which looks at the ground
+    truth). The automatic threshold ε = 1 (log10 ε = 0) is marked by a vertical line.
+    Returns the axes.
+    """
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(_width(5.2), 3.4))
+    x = np.asarray(log_eps, dtype=float)
+    for label, y in curves.items():
+        y = np.asarray(y, dtype=float)
+        line, = ax.plot(x, y, "o-", ms=3, label=label)
+        if spread is not None and label in spread:
+            d = np.asarray(spread[label], dtype=float)
+            ax.fill_between(x, y - d, y + d, color=line.get_color(), alpha=0.2, lw=0)
+        if oracle is not None and label in oracle:
+            ax.axhline(float(oracle[label]), color=line.get_color(), ls="--", lw=1)
+    ax.axvline(0.0, color="k", lw=1, ls=":")
+    ax.annotate("ε = 1", (0.0, 0.5), xycoords=("data", "axes fraction"),
+                xytext=(3, 0), textcoords="offset points", fontsize=8)
+    ax.set_xlabel("threshold log10 ε (detected: log NFA < log10 ε)")
+    ax.set_ylabel(ylabel)
+    if oracle:
+        ax.plot([], [], "k--", lw=1, label="oracle (dashed)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_false_alarms(log_eps, curves: dict, n_good: int | None = None, ax=None):
+    """False regions per good image against ε, log–log, with the promise ε (diagonal).
+
+    ``curves``: ``{label: values}`` (one value per log10 ε). A log scale cannot show 0:
+    a measured 0 is drawn as an open marker on the bottom edge, which is
+    ``0.5 / n_good`` (half the smallest nonzero value that ``n_good`` images can give;
+    default 1e-3). Returns the axes.
+    """
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(_width(4.8), 3.8))
+    x = 10.0 ** np.asarray(log_eps, dtype=float)
+    floor = 0.5 / n_good if n_good else 1e-3
+    top = max([1.0] + [float(np.max(v)) for v in curves.values()]) * 3
+    ax.plot(x, x, "k--", lw=1, label="promise: ε false regions per image")
+    for label, y in curves.items():
+        y = np.asarray(y, dtype=float)
+        pos = y > 0
+        line, = ax.plot(x[pos], y[pos], "o-", ms=4, label=label)
+        ax.plot(x[~pos], np.full((~pos).sum(), floor), "o", ms=4, mfc="none",
+                color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(x.min() / 3, x.max() * 3)
+    ax.set_ylim(floor / 1.5, top)
+    ax.set_xlabel("ε")
+    ax.set_ylabel("false regions per good image")
+    ax.plot([], [], "o", color="gray", mfc="none", label="0 measured (drawn at the floor)")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_level_set_tree(tree, ax=None, log_eps: float = 0.0, clip: float = 10.0,
+                        level_label: str = "level (log10)"):
+    """The nodes of a tree of upper level sets (:func:`adkit.contrario.tree.level_set_tree`)
+    at (area, log10 level), each linked to its parent and coloured by its log10 NFA
+    (clipped at ``clip``: the interesting values are the low ones; with a colorbar).
+    The selected regions (leaves of the simplified tree) are circled: in cyan those
+    detected at ε (log NFA < ``log_eps``), in grey the others. Returns the axes."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(_width(5), 3.6))
+    pos = {int(n): k for k, n in enumerate(np.asarray(tree.nodes))}
+    par = np.array([pos[int(p)] for p in tree.node_parent])
+    area = np.asarray(tree.area, dtype=float)
+    lev = np.log10(np.maximum(np.asarray(tree.level, dtype=float), 1e-12))
+    lnfa = np.asarray(tree.log_nfa, dtype=float)
+    for k in range(len(area)):
+        ax.plot([area[k], area[par[k]]], [lev[k], lev[par[k]]], color="0.75", lw=0.5,
+                zorder=1)
+    sc = ax.scatter(area, lev, s=10, c=np.minimum(lnfa, clip), cmap=MAP_CMAP + "_r",
+                    zorder=2)
+    _colorbar(ax.figure, sc, ax, f"log10 NFA (clipped at {clip:g})")
+    sel = np.array([pos[int(n)] for n in tree.selected], dtype=int)
+    hit = sel[lnfa[sel] < log_eps]
+    miss = sel[lnfa[sel] >= log_eps]
+    if miss.size:
+        ax.scatter(area[miss], lev[miss], s=70, facecolors="none", edgecolors="0.5",
+                   linewidths=1.0, label="selected, NFA ≥ ε", zorder=3)
+    if hit.size:
+        ax.scatter(area[hit], lev[hit], s=80, facecolors="none", edgecolors=DETECTION_COLOR,
+                   linewidths=1.8, label="detected, NFA < ε", zorder=4)
+    if sel.size:
+        ax.legend(fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("region area (cells)")
+    ax.set_ylabel(level_label)
     return ax

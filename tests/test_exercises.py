@@ -276,3 +276,39 @@ def test_the_notebook_convention_runs_under_nbval(tmp_path):
     assert runs["right"].returncode == 0, runs["right"].stdout[-2000:]
     assert runs["wrong"].returncode != 0
     assert "divide ε by the number of tests" in runs["wrong"].stdout
+
+
+def test_lesson05_exercises_and_their_notebook_cells():
+    """Lesson 05 (U-Flow): the paper's Chernoff PFA, adkit's per-size NFA and the held-out
+    law; a right answer passes, the typical slips get their hint, and each exercise has its
+    stub and its hidden solution cell in notebooks/05_uflow.ipynb."""
+    from pathlib import Path
+    assert ex.list(lesson=5) == ["05.held_out_log_sf", "05.per_size_log_nfa",
+                                 "05.region_log_pfa"]
+
+    def right(area, log_sf, n_cells, kappa):
+        return float(np.log10(n_cells ** 2 * 0.316915 * 4.062570 ** area / area)
+                     + (1 + (area - 1) / kappa) * log_sf)
+
+    def forgot_kappa(area, log_sf, n_cells, kappa):
+        return float(np.log10(n_cells ** 2 * 0.316915 * 4.062570 ** area / area)
+                     + area * log_sf)
+
+    assert ex.check("05.per_size_log_nfa", right).passed
+    report = str(ex.check("05.per_size_log_nfa", forgot_kappa))
+    assert "r_eff = 1 + (r − 1)/κ" in report and "κ = 4" in report
+
+    def strict(sample, x):                  # > instead of >=: misses the ties
+        return np.log10((1 + np.array([np.sum(sample > v) for v in x])) / (len(sample) + 1))
+    report = str(ex.check("05.held_out_log_sf", strict))
+    assert "ties count" in report and "sample >= x" in report
+
+    nb = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / "05_uflow.ipynb")
+                    .read_text(encoding="utf-8"))
+    cells = [("".join(c["source"]), c["metadata"].get("tags", [])) for c in nb["cells"]
+             if c["cell_type"] == "code"]
+    for i in ex.list(lesson=5):
+        stub = [s for s, t in cells if t == ["exercise"] and f'"{i}"' in s]
+        sol = [s for s, t in cells if t == ["solution", "hide-input"] and f'"{i}"' in s]
+        assert len(stub) == 1 and "NotImplementedError" in stub[0], i
+        assert len(sol) == 1 and sol[0].rstrip().endswith(".assert_passed()"), i

@@ -323,3 +323,48 @@ def test_evaluate_reports_pixel_metrics_missing_without_masks():
     assert b["false_alarms_per_good_image"] == a["false_alarms_per_good_image"]
     c = M.evaluate(res[part.has_mask], part[part.has_mask])
     assert c["pixel_auroc"] == 1.0
+
+
+def test_miou_curve_is_miou_at_every_threshold():
+    rng = np.random.default_rng(3)
+    masks = np.zeros((4, 16, 16), bool)
+    masks[0, 2:6, 2:6] = True
+    masks[1, 8:14, 3:9] = True                  # images 2 and 3 are good
+    maps = rng.random((4, 16, 16)) + 0.8 * masks
+    thr = np.array([1.5, 0.2, 0.9, 0.95, 2.0])  # unsorted: returned in this order
+    curve = M.miou_curve(masks, maps, thr)
+    assert curve.shape == (5,)
+    for t, v in zip(thr, curve):
+        assert v == pytest.approx(M.miou(masks, maps > t))
+    # above every value nothing is detected: the two good images score 1, the others 0
+    assert curve[-1] == pytest.approx(0.5)
+    best_t, best = M.optimal_threshold(masks, maps, return_score=True)
+    assert M.miou_curve(masks, maps, [best_t])[0] == pytest.approx(best)
+    with pytest.raises(ValueError, match="thresholds"):
+        M.miou_curve(masks, maps, [])
+
+
+def test_nfa_threshold_study_on_a_hand_built_result():
+    masks = np.zeros((4, 16, 16), bool)
+    masks[0, 2:6, 2:6] = True
+    masks[1, 8:12, 8:12] = True
+    labels = np.array([1, 1, 0, 0])
+    test = Split(np.zeros((4, 16, 16, 3), np.float32), masks, labels)
+    log_nfa = np.full((4, 16, 16), 5.0)
+    log_nfa[0][masks[0]] = -3.0                 # found at ε = 1
+    log_nfa[1][masks[1]] = 1.0                  # found only at ε > 10
+    log_nfa[2, 0, 0] = 3.0                      # a false region at ε > 1000
+    maps = (-log_nfa).astype(np.float32)
+    res = AnomalyResult(maps, maps.reshape(4, -1).max(1), log_nfa=log_nfa)
+    st = M.nfa_threshold_study(res, test, log_eps=[-4, 0, 2, 4, 6])
+    assert st["miou_auto_defective"] == pytest.approx(0.5)       # 1 and 0
+    assert st["miou_auto"] == pytest.approx(0.75)                # and the good ones 1
+    assert st["miou_oracle_defective"] == pytest.approx(1.0)
+    assert st["defects_hit"] == pytest.approx(0.5)
+    assert st["false_alarms_eps1"] == 0
+    np.testing.assert_allclose(st["false_alarms"], [0, 0, 0, 0.5, 1.0])   # then whole images
+    np.testing.assert_allclose(st["miou_curve_defective"], [0, 0.5, 1.0, 1.0, 16 / 256])
+    np.testing.assert_allclose(st["miou_curve"], [0.5, 0.75, 1.0, 0.75, 16 / 512])
+    assert (st["n_good"], st["n_defective"]) == (2, 2)
+    with pytest.raises(TypeError, match="log_nfa"):
+        M.nfa_threshold_study(AnomalyResult(maps, maps.reshape(4, -1).max(1)), test)

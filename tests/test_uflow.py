@@ -140,12 +140,22 @@ def test_save_load_round_trip(trained, tmp_path):
 
 def test_flow_of_the_model_is_invertible(trained):
     det, test, res = trained
-    feats = det._features(test.images[:2])
-    with torch.no_grad():
-        z, _ = det.net_(feats)
-        rec = det.net_.inverse(z)
+    feats = det.features(test.images[:3])             # public, numpy, finest first
+    assert [f.shape[1] for f in feats] == list(det.net_.in_channels)
+    assert all(f.dtype == np.float32 for f in feats)
+    z = det.latents(test.images[:3])
+    np.testing.assert_allclose(z[0], res.extras[f"z_{det.strides[0]}"][:3], atol=1e-4)  # batches
+    rec = det.inverse(z)
     for a, b in zip(rec, feats):
-        assert torch.allclose(a, b, atol=1e-4 * max(1.0, float(b.abs().max())))
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+    # the features of other images are different: the check can fail
+    other = det.features(test.images[3:6])
+    assert max(float(np.abs(a - b).max()) for a, b in zip(other, feats)) > 1e-2
+    with pytest.raises(ValueError, match="one per scale"):
+        det.inverse(z[:2])
+    with pytest.raises(ValueError, match=r"latents\[1\]"):
+        det.inverse([z[0], z[2], z[1]])
 
 
 def test_same_seed_same_weights_and_maps():

@@ -117,3 +117,22 @@ def test_map_png_is_the_requested_height_with_room_for_its_colorbar():
     w, h = viz.png_size(data)
     assert h == 100 and w > 100 + 40            # the map is square; the colorbar beside it
     assert viz.map_scale(np.arange(1000.0)) == (0.0, float(np.percentile(np.arange(1000.0), 99.5)))
+
+
+def test_threshold_false_alarm_and_tree_plots_draw():
+    from adkit.contrario.tree import level_set_tree
+    le = np.arange(-4, 5, 2)
+    ax = viz.plot_threshold_curve(le, {"all": np.linspace(0.4, 0.6, 5)},
+                                  oracle={"all": 0.7}, spread={"all": np.full(5, 0.05)})
+    assert any(abs(line.get_ydata()[0] - 0.7) < 1e-12 for line in ax.lines)  # the oracle
+    assert any(list(line.get_xdata()) == [0, 0] for line in ax.lines)      # ε = 1
+    ax = viz.plot_false_alarms(le, {"nfa": [0, 0, 0.1, 2.0, 30.0]}, n_good=20)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_ylim()[0] < 0.5 / 20                  # the zeros, on the floor
+    rng = np.random.default_rng(0)
+    stat = rng.chisquare(8, (12, 12))
+    stat[3:6, 3:6] += 40
+    tree = level_set_tree(stat, 8)
+    ax = viz.plot_level_set_tree(tree)
+    assert len(ax.figure.axes) == 2                     # the plot and its colorbar
+    assert ax.get_xscale() == "log"

@@ -347,6 +347,43 @@ class UFlow(Detector):
         x = check_images(images, "images")
         return self._latents(x)
 
+    def features(self, images) -> list[np.ndarray]:
+        """The frozen backbone features the flow models: one float32 array
+        (N, C_s, h, w) per scale, finest first (images resized to ``size``, mirror-padded
+        by ``pad`` before the backbone, padded cells cropped). ``latents`` is the flow
+        applied to them, :meth:`inverse` the way back."""
+        from ..checks import check_images
+        self._check_fitted("features")
+        x = check_images(images, "images")
+        return [f.float().cpu().numpy() for f in self._features(x)]
+
+    def inverse(self, latents) -> list[np.ndarray]:
+        """The features whose latents are ``latents`` (a list of (N, C_s, h, w) arrays,
+        finest first, as :meth:`latents` returns): the flow run backwards, so
+        ``inverse(latents(x))`` equals ``features(x)`` up to float32 rounding."""
+        import torch
+        self._check_fitted("inverse")
+        if not isinstance(latents, (list, tuple)) or len(latents) != len(self.z_channels_):
+            raise ValueError(f"latents must be a list of {len(self.z_channels_)} arrays "
+                             "(N, C_s, h, w), one per scale, finest first, as latents() "
+                             f"returns; got {type(latents).__name__}"
+                             f"{' of length ' + str(len(latents)) if isinstance(latents, (list, tuple)) else ''}.")
+        zs = [np.asarray(z, dtype=np.float32) for z in latents]
+        for k, (z, c) in enumerate(zip(zs, self.z_channels_)):
+            if z.ndim != 4 or z.shape[1] != c or z.shape[0] != zs[0].shape[0]:
+                raise ValueError(f"latents[{k}] must be (N, {c}, h, w) with the same N as "
+                                 f"latents[0], got shape {z.shape}.")
+        dev = next(self.net_.parameters()).device
+        self.net_.eval()
+        outs: list[list] = [[] for _ in zs]
+        with torch.no_grad():
+            for i in range(0, zs[0].shape[0], self.batch_size):
+                rec = self.net_.inverse([torch.from_numpy(z[i:i + self.batch_size]).to(dev)
+                                         for z in zs])
+                for k, r in enumerate(rec):
+                    outs[k].append(r.float().cpu().numpy())
+        return [np.concatenate(o) for o in outs]
+
     def _latents(self, images: np.ndarray) -> list[np.ndarray]:
         return self._flow_latents(self._features(images))
 
