@@ -74,9 +74,11 @@ def test_seed_study_gives_one_row_per_variant_and_seed_and_a_summary():
     assert list(rows["seed"]) == [0, 0, 0, 1, 1, 1]
     assert rows["image_auroc"].between(0, 1).all()
     # the variants of one seed see the same data: the bare detector of seed 0 again
-    again = seed_study({"none": []}, seeds=(0, 1), n_train=6, n_test=8, size=32,
-                       progress=False)
+    again, results = seed_study({"none": []}, seeds=(0, 1), n_train=6, n_test=8, size=32,
+                                progress=False, keep_results=True)
     assert np.allclose(again["pixel_auroc"], rows.loc[rows.variant == "none", "pixel_auroc"])
+    assert sorted(results) == [("none", 0), ("none", 1)]
+    assert results[("none", 1)].maps.shape == (8, 32, 32)
     summary = summarize_study(rows)
     assert list(summary.index) == ["none", "midway", "background"]
     sub = rows.loc[rows.variant == "midway", "aupro"]

@@ -35,7 +35,8 @@ def _steps(spec, variant: str, progress: bool = True):
 
 def seed_study(variants: dict, *, method: str = "reference", data: str = "synthetic/pill",
                seeds=(0, 1, 2), params: dict | None = None, eps: float = 1.0,
-               metrics=METRICS, progress: bool = True, **load_kw):
+               metrics=METRICS, keep_results: bool = False, progress: bool = True,
+               **load_kw):
     """Fit and evaluate ``method`` behind each normalization variant, on ``len(seeds)``
     draws of the data; one row per (variant, seed).
 
@@ -60,11 +61,15 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
         At least 2, so that a spread can be measured.
     metrics : sequence of str
         Columns of :func:`adkit.metrics.evaluate` to keep.
+    keep_results : bool
+        Also return the results, ``{(variant, seed): AnomalyResult}`` (to draw their maps
+        without fitting again; the test split of a seed is ``adkit.data.load(data,
+        seed=seed, **load_kw)[1]``).
 
     Returns
     -------
-    pandas.DataFrame with columns ``variant``, ``seed`` and ``metrics``; summarize it with
-    :func:`summarize_study`.
+    pandas.DataFrame with columns ``variant``, ``seed`` and ``metrics`` (summarize it with
+    :func:`summarize_study`); with ``keep_results``, the pair (table, results).
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -82,7 +87,7 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
                          "between draws can be measured.")
     for name, spec in variants.items():     # check every variant before the long work
         _steps(spec, name)
-    rows = []
+    rows, results = [], {}
     jobs = [(s, v) for s in seeds for v in variants]
     bar = tqdm(jobs, desc="seed study", disable=not progress)
     loaded = {}
@@ -95,12 +100,15 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
         if steps:
             det = Pipeline(steps, det)
         res = det.fit(train).predict(test)
+        if keep_results:
+            results[(name, seed)] = res
         quality = M.evaluate(res, test, eps=eps)
         missing = [m for m in metrics if m not in quality]
         if missing:
             raise ValueError(f"unknown metric(s) {missing}; evaluate gives {sorted(quality)}.")
         rows.append({"variant": name, "seed": seed, **{m: quality[m] for m in metrics}})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return (table, results) if keep_results else table
 
 
 def summarize_study(rows, metrics=None):
