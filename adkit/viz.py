@@ -20,8 +20,12 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
+<<<<<<< HEAD
            "show_images", "notebook_style", "plot_threshold_curve", "plot_false_alarms",
            "plot_level_set_tree", "map_scale", "png", "png_size", "map_png",
+=======
+           "show_images", "show_normalization", "notebook_style", "map_scale", "png", "png_size", "map_png",
+>>>>>>> nb01
            "MAP_CMAP", "DETECTION_COLOR", "TRUTH_COLOR", "MIN_FIGURE_WIDTH", "STYLE"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere
@@ -292,6 +296,42 @@ def show_grid(images: np.ndarray, maps: np.ndarray | None = None, masks: np.ndar
                 ax.set_ylabel(label)
         if label == "map":
             _colorbar(fig, shown, axes[r, :].tolist(), map_label)
+    return fig
+
+
+def show_normalization(image: np.ndarray, normalized: np.ndarray, reference: np.ndarray,
+                       vmax: float = 0.3, suptitle: str | None = None, size: float = 2.8):
+    """Four panels: an image, the image after normalization, the reference it was
+    normalized onto, and their difference; returns the figure.
+
+    The difference d(x) = (1/3) Σ_c |u'_c(x) − r_c(x)| of the normalized
+    image u' and the reference r (all (H, W, 3) in [0, 1]) is drawn in :data:`MAP_CMAP`
+    on the fixed scale [0, ``vmax``] with a colorbar, so that figures of two settings
+    compare by eye: the darker, the better the normalization.
+    """
+    plt = _plt()
+    image, normalized, reference = (np.asarray(a, np.float32) for a in
+                                    (image, normalized, reference))
+    if not image.shape == normalized.shape == reference.shape or image.ndim != 3:
+        raise ValueError(f"image, normalized and reference must be three RGB images of one "
+                         f"shape (H, W, 3); got {image.shape}, {normalized.shape} and "
+                         f"{reference.shape}.")
+    if not vmax > 0:
+        raise ValueError(f"vmax={vmax}: the top of the difference scale must be > 0.")
+    diff = np.abs(normalized - reference).mean(-1)
+    fig, axes = plt.subplots(1, 4, figsize=(_width(4 * size + 0.7), size + 0.4),
+                             layout="constrained")
+    for ax, im, title in zip(axes[:3], (image, normalized, reference),
+                             ("image", "normalized", "reference")):
+        ax.imshow(np.clip(im, 0, 1))
+        ax.set_title(title)
+        ax.axis("off")
+    shown = axes[3].imshow(diff, cmap=MAP_CMAP, vmin=0.0, vmax=vmax)
+    axes[3].set_title("|normalized − reference|")
+    axes[3].axis("off")
+    _colorbar(fig, shown, axes[3], "mean |difference|")
+    if suptitle:
+        fig.suptitle(suptitle)
     return fig
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from . import viz
 
 __all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard",
-           "opening", "LOG_EPS"]
+           "opening", "render_normalization", "normalization_explorer", "LOG_EPS"]
 
 #: The ε slider of every viewer, in log10 ε: range and step.
 LOG_EPS = {"start": -6.0, "end": 2.0, "step": 0.25}
@@ -268,6 +268,84 @@ def dataset_explorer(name: str = "synthetic/pill", n: int = 6, seed: int = 0, si
         w.observe(draw, "value")
     draw()
     return W.VBox([W.HBox([cat, seed_w]), W.HBox(list(boxes.values())), out])
+
+
+def _reference_of(steps):
+    """The template of the last fitted step that has one (an alignment's ``reference_``)."""
+    steps = list(steps)
+    if not steps:
+        raise ValueError("steps is empty: give the fitted normalization steps, e.g. "
+                         "[Midway().fit(train), Align().fit(...)].")
+    with_ref = [s for s in steps if getattr(s, "reference_", None) is not None]
+    if not with_ref:
+        raise ValueError("none of the steps has a reference_: put a fitted alignment "
+                         "(adkit.normalize.Align) among them; the normalized image is "
+                         "compared with its reference.")
+    return with_ref[-1]
+
+
+def render_normalization(steps, category: str = "pill", exposure: float = 1.0,
+                         pose: float = 1.0, seed: int = 7, vmax: float = 0.3, **knobs):
+    """Draw what fitted normalization steps do to a new normal image.
+
+    A good image of the embedded synthetic ``category`` is drawn with the given
+    ``exposure`` and ``pose`` strengths (0 to 5, :func:`adkit.data.synthetic.make_one`;
+    other knobs such as ``speckles`` pass through ``knobs``), at the size of the
+    reference, and passed through ``steps`` in order (each ``transform``, nothing is
+    fitted again). Four panels: the new image, the normalized image, the reference of the
+    alignment step (the last step with a ``reference_``), and the per-pixel difference
+    d(x) = (1/3) Σ_c |u'_c(x) − r_c(x)| of the normalized image u' and the reference r
+    on the fixed scale [0, ``vmax``] (:func:`adkit.viz.show_normalization`), so that two
+    settings compare by eye. The title says whether the alignment converged. Returns the
+    figure.
+    """
+    from .data import synthetic
+    align = _reference_of(steps)
+    ref = np.asarray(align.reference_, np.float32)
+    image, _ = synthetic.make_one(category, size=int(ref.shape[0]), seed=seed,
+                                  exposure=exposure, pose=pose, **knobs)
+    x = image[None]
+    for s in steps:
+        x = s.transform(x)
+    infos = getattr(align, "info_", None) or [{}]
+    conv = infos[0].get("converged")
+    title = (f"exposure strength {exposure:g}, pose strength {pose:g}"
+             + ("" if conv is None else f" · alignment converged: {bool(conv)}"))
+    return viz.show_normalization(image, x[0], ref, vmax=vmax, suptitle=title)
+
+
+def normalization_explorer(steps, category: str = "pill", exposure: float = 1.0,
+                           pose: float = 1.0, seed: int = 7, **knobs):
+    """Sliders for the exposure and pose strengths (and the seed) of a new image, drawn
+    through fitted normalization ``steps`` by :func:`render_normalization`.
+
+    Nothing is fitted: each move draws one new image and applies the steps' ``transform``
+    (an alignment of one image, a fraction of a second). Returns the widget.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+    _reference_of(steps)                   # fail now, not in a callback
+    sliders = {
+        "exposure": W.FloatSlider(value=exposure, min=0, max=2.5, step=0.25,
+                                  description="exposure"),
+        "pose": W.FloatSlider(value=pose, min=0, max=2.0, step=0.25, description="pose"),
+        "seed": W.IntSlider(value=seed, min=0, max=50, description="seed"),
+    }
+    out = W.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            fig = render_normalization(steps, category, **{k: w.value for k, w in
+                                                          sliders.items()}, **knobs)
+            display(fig)
+            plt.close(fig)
+
+    for w in sliders.values():
+        w.observe(draw, "value")
+    draw()
+    return W.VBox([W.HBox(list(sliders.values())), out])
 
 
 def _false_alarm_text(result, test, eps: float) -> str:

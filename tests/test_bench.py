@@ -63,3 +63,30 @@ def test_cli_runs_a_task(capsys):
     assert main(["bench", "--task", "nfa", "--size", "32", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["task"] == "nfa" and np.isfinite(row["nfa_segmentation_32_s"])
+
+
+def test_seed_study_gives_one_row_per_variant_and_seed_and_a_summary():
+    from adkit.bench import seed_study, summarize_study
+    rows = seed_study({"none": [], "midway": ["midway"],
+                       "background": [("background", {"gray_range": (0, 0.4)})]},
+                      seeds=(0, 1), n_train=6, n_test=8, size=32, progress=False)
+    assert list(rows["variant"]) == ["none", "midway", "background"] * 2
+    assert list(rows["seed"]) == [0, 0, 0, 1, 1, 1]
+    assert rows["image_auroc"].between(0, 1).all()
+    # the variants of one seed see the same data: the bare detector of seed 0 again
+    again, results = seed_study({"none": []}, seeds=(0, 1), n_train=6, n_test=8, size=32,
+                                progress=False, keep_results=True)
+    assert np.allclose(again["pixel_auroc"], rows.loc[rows.variant == "none", "pixel_auroc"])
+    assert sorted(results) == [("none", 0), ("none", 1)]
+    assert results[("none", 1)].maps.shape == (8, 32, 32)
+    summary = summarize_study(rows)
+    assert list(summary.index) == ["none", "midway", "background"]
+    sub = rows.loc[rows.variant == "midway", "aupro"]
+    assert summary.loc["midway", ("aupro", "mean")] == pytest.approx(sub.mean())
+    assert summary.loc["midway", ("aupro", "std")] == pytest.approx(sub.std(ddof=1))
+    with pytest.raises(ValueError, match="at least 2"):
+        seed_study({"none": []}, seeds=(0,))
+    with pytest.raises(ValueError, match="unknown step 'midwya'"):
+        seed_study({"oops": ["midwya"]})
+    with pytest.raises(ValueError, match="non-empty dict"):
+        seed_study([])

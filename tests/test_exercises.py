@@ -278,6 +278,7 @@ def test_the_notebook_convention_runs_under_nbval(tmp_path):
     assert "divide ε by the number of tests" in runs["wrong"].stdout
 
 
+<<<<<<< HEAD
 def test_lesson05_exercises_and_their_notebook_cells():
     """Lesson 05 (U-Flow): the paper's Chernoff PFA, adkit's per-size NFA and the held-out
     law; a right answer passes, the typical slips get their hint, and each exercise has its
@@ -312,3 +313,43 @@ def test_lesson05_exercises_and_their_notebook_cells():
         sol = [s for s, t in cells if t == ["solution", "hide-input"] and f'"{i}"' in s]
         assert len(stub) == 1 and "NotImplementedError" in stub[0], i
         assert len(sol) == 1 and sol[0].rstrip().endswith(".assert_passed()"), i
+=======
+def _src(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _tags(cell):
+    return cell["metadata"].get("tags", [])
+
+
+def _notebooks_with_exercises():
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
+    return [p for p in sorted(root.glob("[0-9][0-9]_*.ipynb"))
+            if any("exercise" in _tags(c) for c in json.loads(p.read_text())["cells"])]
+
+
+def test_lessons_00_and_01_have_their_exercises():
+    names = [p.name[:2] for p in _notebooks_with_exercises()]
+    assert {"00", "01"} <= set(names)
+
+
+@pytest.mark.parametrize("path", _notebooks_with_exercises(), ids=lambda p: p.name)
+def test_a_lesson_with_exercises_has_every_exercise_of_its_lesson_in_the_convention(path):
+    """Once a lesson has exercise cells, each exercise of its module has a stub cell (tagged
+    ``exercise``, never checked by nbval) and a collapsed solution cell that asserts."""
+    cells = json.loads(path.read_text())["cells"]
+    src = _src
+    stubs = [c for c in cells if "exercise" in _tags(c)]
+    lesson = int(path.name[:2])
+    solutions = [c for c in cells if "solution" in _tags(c)]
+    for id_ in ex.list(lesson=lesson):
+        stub = [c for c in stubs if f'check("{id_}"' in src(c)]
+        assert len(stub) == 1, f"{path.name}: no (or several) exercise cells for {id_}"
+        assert "NotImplementedError" in src(stub[0]) and "NBVAL_CHECK_OUTPUT" not in src(stub[0])
+        sol = [c for c in solutions if f'check("{id_}"' in src(c)]
+        assert len(sol) == 1, f"{path.name}: no (or several) solution cells for {id_}"
+        assert sol[0]["metadata"]["tags"] == ["solution", "hide-input"]
+        assert sol[0]["metadata"]["jupyter"] == {"source_hidden": True}
+        assert src(sol[0]).rstrip().endswith(".assert_passed()")
+>>>>>>> nb01

@@ -136,3 +136,24 @@ def test_threshold_false_alarm_and_tree_plots_draw():
     ax = viz.plot_level_set_tree(tree)
     assert len(ax.figure.axes) == 2                     # the plot and its colorbar
     assert ax.get_xscale() == "log"
+
+
+def test_show_normalization_draws_the_difference_on_a_fixed_scale_with_a_colorbar():
+    rng = np.random.default_rng(0)
+    ref = rng.random((24, 32, 3)).astype(np.float32)
+    normalized = ref.copy()
+    normalized[:, :8] += 0.2                       # a band that the normalization missed
+    fig = viz.show_normalization(rng.random((24, 32, 3)), normalized, ref, vmax=0.4,
+                                 suptitle="t")
+    axes = fig.axes
+    assert len(axes) == 5                          # image, normalized, reference, diff, bar
+    diff_im = axes[3].images[0]
+    assert diff_im.get_clim() == (0.0, 0.4)        # fixed scale: two settings compare
+    assert diff_im.get_cmap().name == viz.MAP_CMAP
+    d = diff_im.get_array()
+    assert np.allclose(d[:, :8], 0.2, atol=1e-6) and np.allclose(d[:, 8:], 0.0)
+    assert fig.get_size_inches()[0] * fig.dpi >= viz.MIN_FIGURE_WIDTH
+    with pytest.raises(ValueError, match="one shape"):
+        viz.show_normalization(ref, ref[:10], ref)
+    with pytest.raises(ValueError, match="vmax"):
+        viz.show_normalization(ref, ref, ref, vmax=0)

@@ -166,3 +166,27 @@ def test_the_detection_picture_is_a_cyan_outline_and_the_truth_a_green_one():
     det = np.asarray(panels["detection"].get_images()[0].get_array())
     assert np.isclose(det, viz.DETECTION_COLOR).all(-1).sum() == 8
     assert len(fig.axes) == 5 and fig.get_figwidth() * fig.dpi >= viz.MIN_FIGURE_WIDTH
+
+
+def test_render_normalization_and_its_explorer_show_a_new_image_through_fitted_steps():
+    from adkit.normalize import Align, Midway
+    train, _ = adkit.data.load("synthetic/pill", n_train=6, n_test=2, size=64, seed=0)
+    mid = Midway().fit(train)
+    al = Align(progress=False).fit(mid.transform(train))
+    steps = [mid, al]
+    fig = widgets.render_normalization(steps, exposure=0.0, pose=0.0, seed=3)
+    assert len(fig.axes) == 5 and "converged" in fig._suptitle.get_text()
+    # the reference panel is the alignment's reference; the difference is small for a
+    # pill without exposure and pose changes, larger with strong ones
+    assert np.allclose(fig.axes[2].images[0].get_array()[..., :3], al.reference_, atol=1e-6)
+    calm = float(np.mean(fig.axes[3].images[0].get_array()))
+    wild = widgets.render_normalization([al], exposure=2.5, pose=0.0, seed=3)
+    assert float(np.mean(wild.axes[3].images[0].get_array())) > calm
+    w = widgets.normalization_explorer(steps, seed=3)
+    sliders = w.children[0].children
+    assert [s.description for s in sliders] == ["exposure", "pose", "seed"]
+    sliders[1].value = 1.5                        # redraws without error
+    with pytest.raises(ValueError, match="Align"):
+        widgets.render_normalization([mid])
+    with pytest.raises(ValueError, match="empty"):
+        widgets.normalization_explorer([])

@@ -11,7 +11,8 @@ Micro-tasks (``--task NAME``) time one acceptance criterion each (e.g. aligning 
 images, one ε-slider update); see :data:`TASKS`.
 
 Modules: :mod:`adkit.bench.tasks` holds every micro-task (a ``bench_*`` function each),
-:mod:`adkit.bench.settings` the settings of the lessons that a benchmark reproduces.
+:mod:`adkit.bench.settings` the settings of the lessons that a benchmark reproduces,
+:mod:`adkit.bench.study` the seed studies of a lesson (mean ± std over draws of the data).
 The method modules know nothing of benchmarks or notebooks. :mod:`adkit.bench.grid` runs
 the whole grid (methods × datasets × seeds), resumable, sequentially or on a Dask cluster,
 and :mod:`adkit.bench.report` summarizes its results file.
@@ -26,10 +27,11 @@ import time
 
 import numpy as np
 
+from .study import seed_study, summarize_study
 from .tasks import TASKS
 
 __all__ = ["make_detector", "compare", "bench_one", "bench", "format_table", "TASKS",
-           "run_task", "CALIBRATE"]
+           "run_task", "CALIBRATE", "seed_study", "summarize_study"]
 
 #: normalization steps by CLI name
 STEPS = {"midway": "Midway", "align": "Align", "background": "BackgroundCleanup", "n2n": "N2N"}

@@ -6,10 +6,17 @@ benchmark of :mod:`adkit.bench.tasks` and by the tests that check the lesson's c
 """
 from __future__ import annotations
 
-__all__ = ["NOTEBOOK_SETTINGS"]
+__all__ = ["NOTEBOOK_SETTINGS", "NORMALIZATION_STUDY"]
 
 #: AESc in notebook 06 (and in its acceptance test and ``python -m adkit bench --task
 #: aesc``): small enough to train in seconds on a laptop CPU at 64 px, the paper's
 #: architecture otherwise
 NOTEBOOK_SETTINGS = dict(category="tile", size=64, n_train=48, n_test=60, width=0.25,
                          epochs=30, batch_size=4)
+
+#: Lesson 01's study of the normalization steps (:func:`adkit.bench.study.seed_study` on
+#: ``synthetic/pill``): the reference detector on pills whose defects are faint (a fifth of
+#: their contrast) among dense red speckles, with the exposure and pose jitter on, so that
+#: no variant saturates
+NORMALIZATION_STUDY = dict(n_train=30, n_test=40, size=128, exposure=True, pose=True,
+                           speckles=2.5, defect_contrast=0.2)

@@ -1,0 +1,124 @@
+"""Seed studies: one method behind several normalization variants, over several seeds.
+
+A lesson that claims "step X helps" shows it on a setting where the answer is not
+saturated and over several draws of the data, as a mean and a spread, not as one number
+of one draw. :func:`seed_study` computes that table in this process (no subprocess, so a
+notebook can call it); :data:`adkit.bench.settings.NOTEBOOK_SETTINGS` names the settings
+of each lesson.
+"""
+from __future__ import annotations
+
+__all__ = ["seed_study", "summarize_study"]
+
+#: the metrics a study reports by default (all from :func:`adkit.metrics.evaluate`)
+METRICS = ("image_auroc", "pixel_auroc", "aupro", "false_alarms_per_good_image")
+
+
+def _steps(spec, variant: str, progress: bool = True):
+    """Fresh transforms from a list of step names (``adkit.bench.STEPS``) or
+    ``(name, {keyword: value})`` pairs; ``progress=False`` hides their bars."""
+    from .. import normalize
+    from . import STEPS
+    out = []
+    for item in spec:
+        name, kw = (item, {}) if isinstance(item, str) else item
+        if name not in STEPS:
+            raise ValueError(f"variant {variant!r}: unknown step {name!r}; choose from "
+                             f"{sorted(STEPS)} (or give (name, {{keyword: value}}) pairs).")
+        cls = getattr(normalize, STEPS[name])
+        kw = dict(kw)
+        if not progress and "progress" in cls._param_names():
+            kw.setdefault("progress", False)
+        out.append(cls(**kw))
+    return out
+
+
+def seed_study(variants: dict, *, method: str = "reference", data: str = "synthetic/pill",
+               seeds=(0, 1, 2), params: dict | None = None, eps: float = 1.0,
+               metrics=METRICS, keep_results: bool = False, progress: bool = True,
+               **load_kw):
+    """Fit and evaluate ``method`` behind each normalization variant, on ``len(seeds)``
+    draws of the data; one row per (variant, seed).
+
+    For every seed the data are drawn once, ``adkit.data.load(data, seed=seed,
+    **load_kw)``, and every variant is fitted on the same training images and
+    evaluated on the same test images (:func:`adkit.metrics.evaluate` at ``eps``), so the
+    variants differ only by their normalization.
+
+    Parameters
+    ----------
+    variants : dict
+        ``{name: steps}``; ``steps`` is a list of step names of ``adkit.bench.STEPS``
+        (``"midway"``, ``"align"``, ``"background"``, ``"n2n"``), each optionally as a
+        ``(name, {keyword: value})`` pair, e.g. ``("background", {"gray_range": (0, 0.4)})``;
+        ``[]`` is the bare detector. Fresh transforms are built for every seed.
+    method : str
+        CLI name of the detector (``adkit.models.METHODS``), built with ``params``.
+    data : str
+        Name of an embedded dataset; ``load_kw`` are its knobs (``n_train``, ``size``,
+        ``pose``, ``speckles``, ``defect_contrast``...).
+    seeds : sequence of int
+        At least 2, so that a spread can be measured.
+    metrics : sequence of str
+        Columns of :func:`adkit.metrics.evaluate` to keep.
+    keep_results : bool
+        Also return the results, ``{(variant, seed): AnomalyResult}`` (to draw their maps
+        without fitting again; the test split of a seed is ``adkit.data.load(data,
+        seed=seed, **load_kw)[1]``).
+
+    Returns
+    -------
+    pandas.DataFrame with columns ``variant``, ``seed`` and ``metrics`` (summarize it with
+    :func:`summarize_study`); with ``keep_results``, the pair (table, results).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .. import data as D
+    from .. import metrics as M
+    from ..models import Pipeline
+    from . import make_detector
+    if not isinstance(variants, dict) or not variants:
+        raise ValueError("variants must be a non-empty dict {name: [step, ...]}, e.g. "
+                         "{'none': [], 'midway + align': ['midway', 'align']}.")
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds}: give at least 2 distinct seeds, so that a spread "
+                         "between draws can be measured.")
+    for name, spec in variants.items():     # check every variant before the long work
+        _steps(spec, name)
+    rows, results = [], {}
+    jobs = [(s, v) for s in seeds for v in variants]
+    bar = tqdm(jobs, desc="seed study", disable=not progress)
+    loaded = {}
+    for seed, name in bar:
+        if seed not in loaded:
+            loaded = {seed: D.load(data, seed=seed, **load_kw)}
+        train, test = loaded[seed]
+        steps = _steps(variants[name], name, progress=False)
+        det = make_detector(method, params, progress=False)
+        if steps:
+            det = Pipeline(steps, det)
+        res = det.fit(train).predict(test)
+        if keep_results:
+            results[(name, seed)] = res
+        quality = M.evaluate(res, test, eps=eps)
+        missing = [m for m in metrics if m not in quality]
+        if missing:
+            raise ValueError(f"unknown metric(s) {missing}; evaluate gives {sorted(quality)}.")
+        rows.append({"variant": name, "seed": seed, **{m: quality[m] for m in metrics}})
+    table = pd.DataFrame(rows)
+    return (table, results) if keep_results else table
+
+
+def summarize_study(rows, metrics=None):
+    """Mean and standard deviation (over seeds, ``ddof=1``) of each metric of a
+    :func:`seed_study` table, one row per variant in the order of the study.
+
+    Returns a DataFrame with a column pair (metric, ``"mean"`` / ``"std"``) per metric.
+    """
+    metrics = [c for c in rows.columns if c not in ("variant", "seed")] \
+        if metrics is None else list(metrics)
+    order = list(dict.fromkeys(rows["variant"]))
+    out = rows.groupby("variant", sort=False)[metrics].agg(["mean", "std"])
+    return out.loc[order]
