@@ -20,12 +20,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
-<<<<<<< HEAD
-           "show_images", "notebook_style", "plot_threshold_curve", "plot_false_alarms",
-           "plot_level_set_tree", "map_scale", "png", "png_size", "map_png",
-=======
-           "show_images", "show_normalization", "notebook_style", "map_scale", "png", "png_size", "map_png",
->>>>>>> nb01
+           "show_images", "show_normalization", "notebook_style", "plot_threshold_curve",
+           "plot_false_alarms", "plot_level_set_tree", "map_scale", "png", "png_size", "map_png",
            "MAP_CMAP", "DETECTION_COLOR", "TRUTH_COLOR", "MIN_FIGURE_WIDTH", "STYLE"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere

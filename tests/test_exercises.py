@@ -278,7 +278,6 @@ def test_the_notebook_convention_runs_under_nbval(tmp_path):
     assert "divide ε by the number of tests" in runs["wrong"].stdout
 
 
-<<<<<<< HEAD
 def test_lesson05_exercises_and_their_notebook_cells():
     """Lesson 05 (U-Flow): the paper's Chernoff PFA, adkit's per-size NFA and the held-out
     law; a right answer passes, the typical slips get their hint, and each exercise has its
@@ -313,7 +312,8 @@ def test_lesson05_exercises_and_their_notebook_cells():
         sol = [s for s, t in cells if t == ["solution", "hide-input"] and f'"{i}"' in s]
         assert len(stub) == 1 and "NotImplementedError" in stub[0], i
         assert len(sol) == 1 and sol[0].rstrip().endswith(".assert_passed()"), i
-=======
+
+
 def _src(cell):
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
@@ -352,4 +352,3 @@ def test_a_lesson_with_exercises_has_every_exercise_of_its_lesson_in_the_convent
         assert sol[0]["metadata"]["tags"] == ["solution", "hide-input"]
         assert sol[0]["metadata"]["jupyter"] == {"source_hidden": True}
         assert src(sol[0]).rstrip().endswith(".assert_passed()")
->>>>>>> nb01
