@@ -45,8 +45,11 @@ def _detector(method: str):
         "reference": lambda: models.ReferenceGaussian(),
         "gaussian": lambda: models.Gaussian(progress=False),
         "knn": lambda: models.KNN(progress=False),
-        # explicit small parameters (AESc's own defaults train for much longer)
-        "aesc": lambda: models.AESc(width=0.25, epochs=3, batch_size=8, n_samples=2,
+        # explicit small parameters (AESc's own defaults train for much longer). With 3
+        # epochs its residual maps give a few held-out images 5-9 false regions and the
+        # others none: the mean over 15 held-out images then rests on 2 of them (measured on
+        # fabric: 0.08 false region per good test image at ε = 1); 10 epochs: 0.71
+        "aesc": lambda: models.AESc(width=0.25, epochs=10, batch_size=8, n_samples=2,
                                     seed=0, progress=False),
     }[method]()
     return models.Calibrated(inner, holdout=HOLDOUT)
