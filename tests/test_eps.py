@@ -9,13 +9,17 @@ calibrated on). Self-similarity and U-Flow are judged on their own NFA (their ba
 model); the reference, the Gaussian, kNN and AESc on the NFA that
 :class:`adkit.models.Calibrated` measures on held-out training images.
 
-The settings are small (64 px, 45 training images (12 for self-similarity) and 24
-good test images, few epochs) so that
-the whole file stays affordable in CI: the promise is about the threshold, not about the
-quality of the maps, and it must hold for any map a user's settings give.
+Measured (64 px, data seed 0, ε = 1; 57 s of CPU for the 30 fits): reference 0.42-1.33,
+self-similarity 1.29-2.04, Gaussian 0.75-1.33, kNN 0.46-1.04, AESc 0.71-1.46 false regions
+per good image over the five categories; U-Flow's own NFA 0-0.04 (0-0.21 at ε = 10): its
+region test is a union bound over every polyomino of every size (at most ε, not about ε),
+so the U-Flow case fails until its number of tests is measured (issue 14).
+
+The settings are small (64 px, 45 training images, 12 for self-similarity, and 24 good
+test images, few epochs) so that the whole file stays affordable in CI: the promise is
+about the threshold, not about the quality of the maps, and it must hold for any map a
+user's settings give.
 """
-import os
-import time
 import warnings
 
 import numpy as np
@@ -98,10 +102,6 @@ def _fit_all(datasets, out):
                 res = det.predict(test)
             fa = metrics.false_alarms_vs_eps(res.log_nfa, [0.1, 1.0, 10.0])
             out[method, cat] = fa, res
-            if os.environ.get("ADKIT_TEST_EPS_LOG"):
-                with open(os.environ["ADKIT_TEST_EPS_LOG"], "a") as f:
-                    print(method, cat, np.round(fa, 2).tolist(), f"{time.process_time():.0f}",
-                          file=f)
 
 
 @pytest.mark.parametrize("method", METHODS)
