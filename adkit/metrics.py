@@ -16,6 +16,7 @@ Threshold-dependent segmentation quality, for binary masks such as
 - :func:`miou`: mean intersection over union of the anomaly class.
 - :func:`f1`: pixel F1 score over the whole set.
 - :func:`false_alarms_per_image`: connected components detected on good images.
+- :func:`false_alarms_vs_eps`: that count for every ε of a log NFA map (does ε mean ε?).
 - :func:`optimal_threshold`: the oracle threshold of a map (uses the ground truth:
   an upper bound to compare automatic thresholds with, never a method).
 
@@ -45,6 +46,7 @@ __all__ = [
     "f1",
     "optimal_threshold",
     "false_alarms_per_image",
+    "false_alarms_vs_eps",
     "evaluate",
     "miou_curve",
     "nfa_threshold_study",
@@ -589,6 +591,49 @@ def false_alarms_per_image(pred_masks: Any, good: Any = None) -> float:
         raise ValueError("there are no good images to count false alarms on.")
     _, n = ndimage.label(p[sel], structure=_STRUCTURE_3D)
     return float(n / np.count_nonzero(sel))
+
+
+def false_alarms_vs_eps(log_nfa: Any, eps: Any, good: Any = None) -> np.ndarray:
+    """False regions per good image at each ε: the check that "ε means ε".
+
+    For each ε the detection is ``log_nfa < log10 ε`` (what ``AnomalyResult.segment``
+    does) and the count is :func:`false_alarms_per_image` of it on the good images:
+
+    .. math:: \\mathrm{FA}(\\varepsilon) = \\frac{1}{|G|}\\sum_{i \\in G}
+              \\#\\mathrm{CC}\\{x : \\log_{10}\\mathrm{NFA}_i(x) < \\log_{10}\\varepsilon\\}
+
+    A method whose ε is honest gives FA(ε) ≈ ε on normal images it did not see (within
+    the sampling error of a count: about 1/√(ε·|G|) relative).
+
+    Parameters
+    ----------
+    log_nfa : float (N, H, W)
+        log10 NFA maps, e.g. ``result.log_nfa`` (a method's own NFA, or the measured one
+        of :class:`adkit.models.Calibrated`; its ``extras["model_log_nfa"]`` holds the
+        inner method's own).
+    eps : float or sequence of float > 0
+        The levels ε.
+    good : bool (N,) or None
+        True for the good images (e.g. ``test.labels == 0``); None: all are good.
+
+    Returns
+    -------
+    float64 array of the shape of ``eps``: false regions per good image.
+    """
+    from .checks import check_array
+    lg = check_array(log_nfa, "log_nfa", finite=False, owner="false_alarms_vs_eps")
+    if lg.ndim == 2:
+        lg = lg[None]
+    if lg.ndim != 3:
+        raise ValueError(f"log_nfa must be (N, H, W) log10 NFA maps, got shape {lg.shape}.")
+    if np.isnan(lg).any():
+        raise ValueError("log_nfa contains NaN: a detection at ε is undefined there.")
+    e = np.asarray(eps, np.float64)
+    if e.size == 0 or not np.all(np.isfinite(e)) or np.any(e <= 0):
+        raise ValueError(f"eps must be positive finite numbers (false alarms per image), "
+                         f"got {eps!r}.")
+    out = [false_alarms_per_image(lg < np.log10(v), good) for v in e.ravel()]
+    return np.asarray(out, np.float64).reshape(e.shape)
 
 
 # -- everything at once ----------------------------------------------------------------

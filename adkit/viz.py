@@ -20,8 +20,9 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
-           "show_images", "show_normalization", "notebook_style", "plot_threshold_curve",
-           "plot_false_alarms", "plot_level_set_tree", "map_scale", "png", "png_size", "map_png",
+           "show_images", "show_normalization", "show_detections", "notebook_style",
+           "plot_threshold_curve", "plot_false_alarms", "plot_false_alarm_panels",
+           "plot_level_set_tree", "map_scale", "png", "png_size", "map_png",
            "MAP_CMAP", "DETECTION_COLOR", "TRUTH_COLOR", "MIN_FIGURE_WIDTH", "STYLE"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere
@@ -331,6 +332,43 @@ def show_normalization(image: np.ndarray, normalized: np.ndarray, reference: np.
     return fig
 
 
+def show_detections(images: np.ndarray, detections: dict, gt: np.ndarray | None = None,
+                    titles: Sequence[str] | None = None, size: float = 1.5):
+    """Several methods' detections on the same images: one row per method.
+
+    ``detections`` is ``{row label: bool (N, H, W)}`` (e.g. ``result.segment(1.0)`` of
+    each method). The first row shows the images with the ground truth ``gt`` outlined
+    in green (when given); every other row the image with that method's detection
+    outlined in cyan (:func:`outline`). Returns the figure.
+    """
+    plt = _plt()
+    images = np.asarray(images)
+    n = len(images)
+    if not detections:
+        raise ValueError("detections is empty: give {method: masks (N, H, W)}.")
+    for k, m in detections.items():
+        if np.shape(m)[:1] != (n,) or np.shape(m)[1:] != images.shape[1:3]:
+            raise ValueError(f"the detections of {k!r} have shape {np.shape(m)}, expected "
+                             f"{(n,) + images.shape[1:3]} (one mask per image).")
+    rows = [("ground truth" if gt is not None else "image", gt, TRUTH_COLOR)]
+    rows += [(k, np.asarray(m, bool), DETECTION_COLOR) for k, m in detections.items()]
+    fig, axes = plt.subplots(len(rows), n, figsize=(_width(size * n + 0.8), size * len(rows)),
+                             squeeze=False, layout="constrained")
+    for r, (label, masks, color) in enumerate(rows):
+        for i in range(n):
+            ax = axes[r, i]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            shown = np.clip(images[i], 0, 1) if masks is None else outline(images[i], masks[i],
+                                                                          color)
+            ax.imshow(shown)
+            if r == 0 and titles is not None:
+                ax.set_title(str(titles[i]), fontsize=8)
+            if i == 0:
+                ax.set_ylabel(label, fontsize=8)
+    return fig
+
+
 def plot_roc(labels: np.ndarray, scores: np.ndarray, ax=None, label: str | None = None):
     """Image-level ROC curve with its AUROC in the legend; returns the axes."""
     from sklearn.metrics import roc_auc_score, roc_curve
@@ -414,13 +452,16 @@ def plot_threshold_curve(log_eps, curves: dict, oracle: dict | None = None, ax=N
     return ax
 
 
-def plot_false_alarms(log_eps, curves: dict, n_good: int | None = None, ax=None):
+def plot_false_alarms(log_eps, curves: dict, n_good: int | None = None, ax=None,
+                      band: float | None = None, colors: dict | None = None):
     """False regions per good image against ε, log–log, with the promise ε (diagonal).
 
     ``curves``: ``{label: values}`` (one value per log10 ε). A log scale cannot show 0:
     a measured 0 is drawn as an open marker on the bottom edge, which is
     ``0.5 / n_good`` (half the smallest nonzero value that ``n_good`` images can give;
-    default 1e-3). Returns the axes.
+    default 1e-3). ``band``: shade ``[ε/band, band·ε]`` around the diagonal (e.g. 3, the
+    factor within which a method keeps its promise). ``colors``: ``{label: colour}``, to
+    keep a method's colour from one axes to the next. Returns the axes.
     """
     plt = _plt()
     if ax is None:
@@ -428,11 +469,19 @@ def plot_false_alarms(log_eps, curves: dict, n_good: int | None = None, ax=None)
     x = 10.0 ** np.asarray(log_eps, dtype=float)
     floor = 0.5 / n_good if n_good else 1e-3
     top = max([1.0] + [float(np.max(v)) for v in curves.values()]) * 3
+    if band is not None:
+        if not band > 1:
+            raise ValueError(f"band must be a factor > 1, got {band!r}.")
+        ax.fill_between(x, x / band, x * band, color="0.85", lw=0,
+                        label=f"within a factor {band:g} of ε")
     ax.plot(x, x, "k--", lw=1, label="promise: ε false regions per image")
     for label, y in curves.items():
         y = np.asarray(y, dtype=float)
+        if y.shape != x.shape:
+            raise ValueError(f"{label!r}: {y.size} values for {x.size} levels log10 ε.")
         pos = y > 0
-        line, = ax.plot(x[pos], y[pos], "o-", ms=4, label=label)
+        color = (colors or {}).get(label)
+        line, = ax.plot(x[pos], y[pos], "o-", ms=4, label=label, color=color)
         ax.plot(x[~pos], np.full((~pos).sum(), floor), "o", ms=4, mfc="none",
                 color=line.get_color())
     ax.set_xscale("log")
@@ -444,6 +493,37 @@ def plot_false_alarms(log_eps, curves: dict, n_good: int | None = None, ax=None)
     ax.plot([], [], "o", color="gray", mfc="none", label="0 measured (drawn at the floor)")
     ax.legend(fontsize=8, loc="lower right")
     return ax
+
+
+def plot_false_alarm_panels(log_eps, panels: dict, n_good: int | None = None,
+                            band: float = 3.0, size: float = 3.6):
+    """:func:`plot_false_alarms` side by side, one axes per group of curves (e.g. each
+    method's own NFA, and the NFA that :class:`adkit.models.Calibrated` measured), with
+    the factor-``band`` band shaded, one colour per label in every axes, one legend.
+
+    ``panels``: ``{title: {label: values}}`` (one value per log10 ε, e.g. from
+    :func:`adkit.metrics.false_alarms_vs_eps`). Returns the figure.
+    """
+    plt = _plt()
+    if not panels:
+        raise ValueError("panels is empty: give {title: {label: false alarms}}.")
+    labels = list(dict.fromkeys(k for curves in panels.values() for k in curves))
+    colors = {k: f"C{i % 10}" for i, k in enumerate(labels)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(_width(size * len(panels) + 2.2), size),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    top = max([1.0] + [float(np.max(v)) for c in panels.values() for v in c.values()])
+    handles = {}
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        plot_false_alarms(log_eps, curves, n_good=n_good, ax=ax, band=band, colors=colors)
+        ax.set_ylim(top=3 * top)
+        ax.set_title(title, fontsize=10)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+        ax.get_legend().remove()
+    for ax in axes[0, 1:]:
+        ax.set_ylabel("")
+    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="outside right upper")
+    return fig
 
 
 def plot_level_set_tree(tree, ax=None, log_eps: float = 0.0, clip: float = 10.0,

@@ -24,7 +24,8 @@ import numpy as np
 from . import viz
 
 __all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard",
-           "opening", "render_normalization", "normalization_explorer", "LOG_EPS"]
+           "opening", "render_normalization", "normalization_explorer", "eps_origin",
+           "LOG_EPS"]
 
 #: The ε slider of every viewer, in log10 ε: range and step.
 LOG_EPS = {"start": -6.0, "end": 2.0, "step": 0.25}
@@ -44,6 +45,28 @@ def _mask_known(test, index: int) -> bool:
 
 def _eps_text(eps: float) -> str:
     return f"ε = {eps:.2g}"
+
+
+def eps_origin(result, eps: float | None = None) -> str:
+    """Where a result's ε comes from, in words, for a status line.
+
+    - ``"own NFA"``: the method's own background model (self-similarity, U-Flow, the
+      reference's leave-one-out law), ``log_nfa = log10(N_tests · P)``;
+    - ``"calibrated on n held-out images, measured down to ε = 1/n"``: the false-alarm
+      rate counted by :class:`adkit.models.Calibrated` on ``n`` normal images the
+      detector did not see (``extras["n_calibration_images"]``); with ``eps`` below
+      1/n, ``", extrapolated at this ε"`` is added (:meth:`AnomalyResult.extrapolated`);
+    - ``"a fixed threshold on the map"``: a result without a log NFA.
+    """
+    n = result.extras.get("n_calibration_images")
+    if n is not None:
+        text = f"calibrated on {int(n)} held-out images, measured down to ε = 1/{int(n)}"
+        if eps is not None and result.extrapolated(eps):
+            text += ", extrapolated at this ε"
+        return text
+    if result.log_nfa is not None:
+        return "own NFA"
+    return "a fixed threshold on the map"
 
 
 def _has_nfa(result) -> bool:
@@ -208,7 +231,8 @@ def explore(result, test=None, images: np.ndarray | None = None, eps: float = 1.
             readout.value = ""
             mask = result[pics.index].segment(threshold=level.value)[0]
         views["detection"].value = pics.detection(mask)
-        status.value = _detection_text(pics, mask)
+        status.value = (f"{_eps_text(e)} ({eps_origin(result, e)}) · " if use_eps
+                        else "") + _detection_text(pics, mask)
 
     def draw_image(*_):
         pics = shown["pictures"] = _Pictures(result, test, images, image.value)
@@ -406,7 +430,8 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
         Images, ground truth, names and labels of the predicted test images.
 
     The four pictures fit a 1280×800 screen; moving ε redraws only the detection and
-    the status line; a method not run with the chosen preprocessing shows a notice in
+    the status line, which also says where the method's ε comes from (:func:`eps_origin`:
+    its own NFA, or calibrated on n held-out images and measured down to 1/n); a method not run with the chosen preprocessing shows a notice in
     place of the pictures. Returns a ``panel`` layout; in a notebook end the cell with
     it (or call ``.servable()`` so ``panel serve notebook.ipynb`` serves it); from a
     shell, ``python -m adkit dashboard`` serves one.
@@ -455,8 +480,8 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
         e = 10.0 ** w_eps.value
         mask = pics.result[pics.index].segment(eps=e)[0]
         views["detection"].object = pics.detection(mask)
-        status.object = (f"**{w_method.value}** ({w_prep.value}) · {_eps_text(e)} · "
-                         f"{_detection_text(pics, mask)}"
+        status.object = (f"**{w_method.value}** ({w_prep.value}) · {_eps_text(e)} "
+                         f"({eps_origin(pics.result, e)}) · {_detection_text(pics, mask)}"
                          f"{_false_alarm_text(pics.result, test, e)}")
 
     def draw_image(*_):

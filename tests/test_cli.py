@@ -54,6 +54,25 @@ def test_compare_calibrates_methods_without_a_background_model():
     assert {"image_auroc", "miou", "false_alarms_per_good_image", "fit_s"} <= set(rows[0])
 
 
+def test_compare_runs_a_pipeline_per_method_with_step_parameters():
+    """steps={method: [...]}: each method behind its own (paper) pipeline, the others bare;
+    params of a step by its CLI name reach the step."""
+    from adkit.bench import compare, make_detector
+    train, test = adkit.data.load("synthetic/pill", n_train=16, n_test=6, size=48, seed=0)
+    results, rows = compare(["reference", "gaussian"], train, test,
+                            steps={"reference": ["midway", "align"]}, progress=False,
+                            params={"gaussian": {"strides": (4, 8), "map_strides": (4, 8)},
+                                    "align": {"max_iter": 5}})
+    assert set(results["reference"]) == {"none", "midway+align"}
+    assert set(results["gaussian"]) == {"none"}
+    assert [(r["method"], r["preprocessing"]) for r in rows] == [
+        ("reference", "none"), ("reference", "midway+align"), ("gaussian", "none")]
+    pipe = make_detector("reference", {}, ["align"], step_params={"align": {"max_iter": 5}})
+    assert pipe.steps[0].max_iter == 5
+    with pytest.raises(ValueError, match="not compared"):
+        compare(["reference"], train, test, steps={"knn": ["background"]}, progress=False)
+
+
 @pytest.mark.parametrize("address, warned", [("127.0.0.1", False), ("0.0.0.0", True)])
 def test_dashboard_warns_when_it_listens_beyond_this_machine(monkeypatch, capsys, address,
                                                              warned):

@@ -157,3 +157,45 @@ def test_show_normalization_draws_the_difference_on_a_fixed_scale_with_a_colorba
         viz.show_normalization(ref, ref[:10], ref)
     with pytest.raises(ValueError, match="vmax"):
         viz.show_normalization(ref, ref, ref, vmax=0)
+
+
+def test_false_alarm_panels_draw_the_promise_the_band_and_every_curve():
+    import matplotlib.pyplot as plt
+    le = np.arange(-2, 2)
+    eps = 10.0 ** le
+    fig = viz.plot_false_alarm_panels(le, {"own NFA": {"uflow": [0, 0, 0, 0.5]},
+                                           "calibrated": {"uflow": eps * 1.2,
+                                                          "knn": eps / 2}}, n_good=12)
+    own, cal = fig.axes[:2]
+    assert own.get_xscale() == cal.get_yscale() == "log"
+    assert [a.get_title() for a in (own, cal)] == ["own NFA", "calibrated"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[0] == "within a factor 3 of ε" and "knn" in legend and "uflow" in legend
+    # the band is [ε/3, 3ε]; zeros are drawn at the floor 0.5 / n_good, not dropped
+    band = own.collections[0].get_paths()[0].vertices
+    assert np.isclose(band[:, 1].max(), 30.0) and np.isclose(band[:, 1].min(), 0.01 / 3)
+    zeros = [ln for ln in own.lines if ln.get_marker() == "o" and ln.get_mfc() == "none"]
+    assert np.allclose(zeros[0].get_ydata(), 0.5 / 12) and len(zeros[0].get_ydata()) == 3
+    # one colour per method in every panel
+    colour = {ln.get_color() for a in (own, cal) for ln in a.lines if ln.get_label() == "uflow"}
+    assert len(colour) == 1
+    assert fig.get_figwidth() * fig.dpi >= viz.MIN_FIGURE_WIDTH - 1
+    with pytest.raises(ValueError, match="levels"):
+        viz.plot_false_alarm_panels(le, {"a": {"x": [1, 2]}})
+    with pytest.raises(ValueError, match="band"):
+        viz.plot_false_alarms(le, {"x": eps}, band=1.0)
+    plt.close("all")
+
+
+def test_show_detections_one_row_per_method_outlined_in_their_colours():
+    import matplotlib.pyplot as plt
+    imgs = np.full((2, 16, 16, 3), 0.5, np.float32)
+    gt = np.zeros((2, 16, 16), bool)
+    gt[:, 4:8, 4:8] = True
+    fig = viz.show_detections(imgs, {"a": gt, "b": ~gt}, gt=gt, titles=["x", "y"])
+    assert len(fig.axes) == 3 * 2
+    assert [fig.axes[k].get_ylabel() for k in (0, 2, 4)] == ["ground truth", "a", "b"]
+    assert _has_color(fig.axes[0], viz.TRUTH_COLOR) and _has_color(fig.axes[2], viz.DETECTION_COLOR)
+    with pytest.raises(ValueError, match="one mask per image"):
+        viz.show_detections(imgs, {"a": gt[:1]})
+    plt.close("all")

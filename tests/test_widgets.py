@@ -190,3 +190,35 @@ def test_render_normalization_and_its_explorer_show_a_new_image_through_fitted_s
         widgets.render_normalization([mid])
     with pytest.raises(ValueError, match="empty"):
         widgets.normalization_explorer([])
+
+
+def test_status_line_says_where_each_methods_eps_comes_from():
+    """Issue 14: per method, its own NFA or "calibrated on n held-out images, measured
+    down to ε = 1/n" (and "extrapolated" below 1/n), in the dashboard and explore."""
+    own = _spot_result({2: 3})
+    cal = _spot_result({2: 3})
+    cal.extras.update(eps_min=0.1, n_calibration_images=10)
+    assert widgets.eps_origin(own) == "own NFA"
+    text = "calibrated on 10 held-out images, measured down to ε = 1/10"
+    assert widgets.eps_origin(cal, 1.0) == text
+    assert widgets.eps_origin(cal, 0.01) == text + ", extrapolated at this ε"
+    assert widgets.eps_origin(AnomalyResult(own.maps, own.scores, threshold=0.5)) \
+        == "a fixed threshold on the map"
+
+    test = _Test([0, 1, 1, 1])
+    app = widgets.dashboard({"uflow": own, "knn": cal}, test)
+    w, status, notice, pictures = _dashboard_parts(app)
+    assert "**uflow** (none) · ε = 1 (own NFA) ·" in status.object
+    w["method"].value = "knn"
+    assert f"**knn** (none) · ε = 1 ({text}) ·" in status.object
+    assert "extrapolated" not in status.object
+    with pytest.warns(UserWarning, match="extrapolated"):
+        w["log10 ε"].value = -2.0
+    assert f"ε = 0.01 ({text}, extrapolated at this ε) ·" in status.object
+    w["method"].value = "uflow"
+    assert "own NFA" in status.object and "calibrated" not in status.object
+
+    view = widgets.explore(cal, test)
+    assert f"ε = 1 ({text}) ·" in view.children[1].value
+    view = widgets.explore(own, test)
+    assert "ε = 1 (own NFA) ·" in view.children[1].value

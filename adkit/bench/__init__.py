@@ -37,10 +37,13 @@ __all__ = ["make_detector", "compare", "bench_one", "bench", "format_table", "TA
 STEPS = {"midway": "Midway", "align": "Align", "background": "BackgroundCleanup", "n2n": "N2N"}
 
 
-def make_detector(method: str, params: dict | None = None, steps=(), progress=None):
+def make_detector(method: str, params: dict | None = None, steps=(), progress=None,
+                  step_params: dict | None = None):
     """Build a detector from its CLI name (see ``adkit.models.METHODS``), wrapped in a
     Pipeline when normalization ``steps`` (CLI names, see :data:`STEPS`) are given.
-    ``progress`` (when not None) goes to the detector and the steps that show a bar."""
+    ``progress`` (when not None) goes to the detector and the steps that show a bar;
+    ``step_params`` (``{step: {keyword: value}}``, e.g. ``{"n2n": {"epochs": 10}}``) to
+    the steps."""
     from .. import models, normalize
     if method not in models.METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(models.METHODS)}.")
@@ -55,7 +58,9 @@ def make_detector(method: str, params: dict | None = None, steps=(), progress=No
         bad = [s for s in steps if s not in STEPS]
         if bad:
             raise ValueError(f"unknown step(s) {bad}; choose from {sorted(STEPS)}.")
-        det = models.Pipeline([build(getattr(normalize, STEPS[s]), {}) for s in steps], det)
+        step_params = step_params or {}
+        det = models.Pipeline([build(getattr(normalize, STEPS[s]), dict(step_params.get(s) or {}))
+                               for s in steps], det)
     return det
 
 
@@ -81,10 +86,13 @@ def compare(methods, train, test, steps=(), params: dict | None = None,
     methods : list of str
         CLI names (``adkit.models.METHODS``).
     train, test : Split
-    steps : list of str
-        Normalization steps (CLI names, :data:`STEPS`) for the second variant.
+    steps : list of str, or dict
+        Normalization steps (CLI names, :data:`STEPS`) for the second variant of every
+        method; or ``{method: [steps]}`` for a second variant of the methods named only
+        (each its own pipeline, e.g. ``{"selfsim": ["n2n"], "knn": ["background"]}``).
     params : dict
-        ``{method: {keyword: value}}`` for the detectors.
+        ``{method: {keyword: value}}`` for the detectors, and ``{step: {keyword: value}}``
+        for the normalization steps (e.g. ``{"n2n": {"epochs": 10}}``).
 
     Returns
     -------
@@ -98,16 +106,26 @@ def compare(methods, train, test, steps=(), params: dict | None = None,
 
     from .. import models
     params = params or {}
-    variants = [()] + ([tuple(steps)] if steps else [])
+    if isinstance(steps, dict):
+        unknown = sorted(set(steps) - set(methods))
+        if unknown:
+            raise ValueError(f"steps names methods {unknown} that are not compared; "
+                             f"compare {list(methods)}.")
+        per_method = {m: [()] + ([tuple(steps[m])] if steps.get(m) else []) for m in methods}
+    else:
+        per_method = {m: [()] + ([tuple(steps)] if steps else []) for m in methods}
+    step_params = {s: params[s] for s in STEPS if s in params}
     results: dict = {}
     rows = []
-    jobs = [(m, v) for m in methods for v in variants]
+    jobs = [(m, v) for m in methods for v in per_method[m]]
     for method, variant in tqdm(jobs, desc="methods", disable=not progress):
         kw = dict(params.get(method) or {})
         cls = getattr(models, models.METHODS.get(method, ""), None)
         if cls is not None and "progress" in cls._param_names():
             kw.setdefault("progress", progress)
-        det = make_detector(method, kw, variant)
+        det = make_detector(method, kw, variant,
+                            progress=None if not variant else progress,
+                            step_params=step_params)
         if calibrate == "all" or (calibrate and method in CALIBRATE):
             det = models.Calibrated(det, holdout=holdout)
         t0 = time.perf_counter()
