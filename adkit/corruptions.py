@@ -145,9 +145,17 @@ def _stain_alpha(h, w, rng, size=(0.01, 0.12), n_points=20, irregularity=0.1, bl
     if alpha.sum() == 0:  # tiny stain between pixel centres: keep at least one pixel
         alpha[int(np.clip(cy, 0, h - 1)), int(np.clip(cx, 0, w - 1))] = 1
     if blur > 0:
-        alpha = ndimage.gaussian_filter(alpha, blur * r)
-        alpha /= max(alpha.max(), 1e-6)
-        alpha[alpha < 1 / 255] = 0  # below one gray level: leave the pixel untouched
+        # blur only the stain's box, widened by twice the kernel radius: the same values
+        # as blurring the whole (zero elsewhere) image, at a fraction of the cost
+        sigma = blur * r
+        m = 2 * (int(4.0 * sigma + 0.5) + 1)   # gaussian_filter's radius: truncate=4
+        ys, xs = np.nonzero(alpha)
+        y0, y1 = max(ys.min() - m, 0), min(ys.max() + m + 1, h)
+        x0, x1 = max(xs.min() - m, 0), min(xs.max() + m + 1, w)
+        box = ndimage.gaussian_filter(alpha[y0:y1, x0:x1], sigma)
+        box /= max(box.max(), 1e-6)
+        box[box < 1 / 255] = 0  # below one gray level: leave the pixel untouched
+        alpha[y0:y1, x0:x1] = box
     return alpha
 
 
