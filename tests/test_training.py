@@ -96,7 +96,8 @@ def test_n2n_interrupted_keeps_weights_and_warns_at_the_callers_line(monkeypatch
 def test_aesc_interrupted_is_fitted_with_its_history(monkeypatch):
     from adkit.models import AESc
     images = np.random.default_rng(0).random((4, 64, 64, 3), dtype=np.float32)
-    det = AESc(width=0.0625, epochs=20, batch_size=2, n_samples=2, progress=False)
+    det = AESc(width=0.125, epochs=20, batch_size=2, n_samples=2, progress=False,
+               validation_fraction=0)
     stop = _interrupt_after(2)       # 2 batches per epoch: stops in the second epoch
 
     def corrupt(self, batch, rng):
