@@ -9,8 +9,8 @@ Sub-packages are imported on first use, so ``import adkit`` stays light.
 __version__ = "0.1.0"
 
 _SUBMODULES = ["data", "normalize", "models", "nets", "contrario", "features",
-               "backbone", "coreset", "neighbors", "training",
-               "corruptions", "metrics", "viz", "widgets", "cli", "checks"]
+               "backbone", "coreset", "neighbors", "training", "memo",
+               "corruptions", "metrics", "viz", "widgets", "cli", "checks", "exercises"]
 
 
 

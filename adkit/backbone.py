@@ -7,7 +7,8 @@ same for every method, so they live here, once:
 - :func:`get_extractor` (from :mod:`adkit.features`): the frozen extractor of a backbone
   at some strides, built once per process and shared;
 - :func:`check_strides` (from :mod:`adkit.features`) and :func:`check_pad`: the checks of
-  a method's ``strides`` and ``pad`` parameters;
+  a method's ``strides`` and ``pad`` parameters; :class:`Strides`, the parameter
+  constraint (:mod:`adkit.params`) of ``strides``;
 - :func:`reflect_pad`: mirror ``pad`` pixels around each image, so that the border cells
   of the feature maps see a continuation of the image instead of the network's zero
   padding; :func:`crop_features` then removes the cells that come from the padding
@@ -22,11 +23,59 @@ from __future__ import annotations
 
 import numpy as np
 
+from numbers import Integral
+
 from .checks import check_positive_int
 from .features import check_strides, get_extractor
+from .params import Constraint, Instance, ParameterTypeError, ParameterValueError
 
-__all__ = ["get_extractor", "check_strides", "check_pad", "reflect_pad", "crop_features",
-           "run_extractor", "blur_maps"]
+__all__ = ["get_extractor", "check_strides", "check_pad", "Strides", "MAX_STRIDE",
+           "MAX_SIGMA", "BACKBONE",
+           "reflect_pad", "crop_features", "run_extractor", "blur_maps"]
+
+#: the largest stride a parameter may name (backbone stages have strides 2 to 32)
+MAX_STRIDE = 64
+#: the largest std (pixels) of the smoothing of the maps (PaDiM and PatchCore: 4)
+MAX_SIGMA = 64.0
+#: the constraint of a ``backbone`` parameter: a timm name (checked when it is loaded)
+BACKBONE = Instance(str, "a backbone name (str) such as 'efficientnet_lite0'")
+
+
+class Strides(Constraint):
+    """The parameter constraint of backbone stages named by their stride: distinct
+    powers of two up to :data:`MAX_STRIDE`, e.g. ``(8, 16)`` (one int is one stage),
+    checked by :func:`check_strides` and returned as a tuple of ints.
+
+    ``doubling``: each stride twice the previous (U-Flow); ``allow_empty``: ``()`` is
+    accepted (a part of the model switched off)."""
+
+    def __init__(self, *, doubling: bool = False, allow_empty: bool = False,
+                 hint: str | None = None):
+        self.doubling, self.allow_empty, self.hint = doubling, allow_empty, hint
+
+    def matches(self, value) -> bool:
+        return ((isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)))
+                or isinstance(value, (list, tuple))
+                or (isinstance(value, np.ndarray) and value.ndim == 1))
+
+    def convert(self, value, name):
+        try:
+            out = check_strides(value, name, allow_empty=self.allow_empty,
+                                doubling=self.doubling)
+        except (TypeError, ValueError) as e:
+            msg = str(e)
+            if msg.startswith(name + " "):
+                msg = msg[len(name) + 1:]
+            err = ParameterTypeError if isinstance(e, TypeError) else ParameterValueError
+            raise err(msg.rstrip(".")) from None
+        if any(s > MAX_STRIDE for s in out):
+            raise ParameterValueError(f"must be strides of at most {MAX_STRIDE} (backbone "
+                                      f"stages have strides 2 to 32), got {out}")
+        return out
+
+    def __str__(self) -> str:
+        d = ", each twice the previous," if self.doubling else ""
+        return f"a tuple of distinct powers of two up to {MAX_STRIDE}{d} such as (8, 16)"
 
 
 def check_pad(pad, strides, name: str = "pad") -> int:
@@ -35,7 +84,7 @@ def check_pad(pad, strides, name: str = "pad") -> int:
     pad = check_positive_int(pad, name, minimum=0)
     m = max(strides)
     if pad % m:
-        raise ValueError(f"{name} must be a multiple of the largest stride {m} "
+        raise ParameterValueError(f"{name} must be a multiple of the largest stride {m} "
                          f"(e.g. 0, {m} or {2 * m}), got {pad}.")
     return pad
 

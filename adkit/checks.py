@@ -21,6 +21,8 @@ __all__ = [
     "check_choice",
     "check_positive_int",
     "check_seed",
+    "check_batch_memory",
+    "check_array",
 ]
 
 
@@ -69,7 +71,7 @@ def check_images(images: Any, name: str = "images", min_count: int = 1,
             f"{name} have dtype {arr.dtype}; adkit expects float images in [0, 1]. "
             "Convert with skimage.img_as_float32(images)."
         )
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+    if arr.dtype.kind not in "fiu":  # bool, complex, strings, objects, dates...
         raise TypeError(
             f"{name} have dtype {arr.dtype}; expected float32 values in [0, 1]."
         )
@@ -82,8 +84,9 @@ def check_images(images: Any, name: str = "images", min_count: int = 1,
         )
     if arr.ndim == 2:
         raise ValueError(
-            f"{name} has shape {arr.shape}, a single grayscale image; expected RGB "
-            "images of shape (N, H, W, 3). Use skimage.color.gray2rgb(image)[None]."
+            f"{name} has shape {arr.shape}, a single grayscale image; expected an RGB "
+            "image (H, W, 3) or a batch of them (N, H, W, 3). Use "
+            "skimage.color.gray2rgb(image)."
         )
     if arr.ndim != 4 or arr.shape[-1] != 3:
         if arr.ndim == 4 and arr.shape[1] == 3:
@@ -180,13 +183,32 @@ def check_in_range(value: Any, name: str, low: float | None = None, high: float 
     return v
 
 
-def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """Validate an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+def check_positive_int(value: Any, name: str, minimum: int = 1,
+                       maximum: int | None = None) -> int:
+    """Validate an integer >= ``minimum`` (and <= ``maximum`` when given)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}.")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}.")
     return int(value)
+
+
+#: the most memory one batch of images made or loaded by adkit may take
+MAX_BATCH_BYTES = 8 * 2 ** 30
+
+
+def check_batch_memory(n: int, h: int, w: int, what: str = "images",
+                       channels: int = 3) -> None:
+    """Refuse a batch of ``n`` float32 images of ``h`` x ``w`` pixels that would take
+    more than :data:`MAX_BATCH_BYTES` (8 GiB), before allocating it."""
+    nbytes = int(n) * int(h) * int(w) * int(channels) * 4
+    if nbytes > MAX_BATCH_BYTES:
+        raise ValueError(
+            f"{n} {what} of {h}x{w} pixels would take {nbytes / 2 ** 30:.3g} GiB of memory "
+            f"(float32), more than adkit's limit of {MAX_BATCH_BYTES / 2 ** 30:.0f} GiB: ask "
+            "for fewer or smaller images.")
 
 
 def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
@@ -197,9 +219,49 @@ def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
 
 
 def check_seed(seed: Any) -> np.random.Generator:
-    """Turn ``None``, an int or a Generator into a numpy Generator."""
+    """Turn ``None``, an int >= 0 or a Generator into a numpy Generator."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
-        return np.random.default_rng(seed)
-    raise TypeError(f"seed must be None, an int or a numpy Generator, got {seed!r}.")
+    if seed is None or (isinstance(seed, numbers.Integral)
+                        and not isinstance(seed, (bool, np.bool_))):
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be None, an int >= 0 or a numpy Generator, got "
+                             f"{seed}.")
+        return np.random.default_rng(None if seed is None else int(seed))
+    raise TypeError(f"seed must be None, an int >= 0 or a numpy Generator, got {seed!r}.")
+
+
+def check_array(values: Any, name: str, *, ndim: int | Sequence[int] | None = None,
+                finite: bool = True, allow_bool: bool = False, allow_empty: bool = False,
+                dtype=np.float64, owner: str | None = None) -> np.ndarray:
+    """``values`` as a numpy array of real numbers of ``dtype``, checked.
+
+    ``dtype=None`` keeps the array's own dtype.
+    ``ndim``: the accepted number(s) of dimensions; ``finite`` refuses NaN and
+    infinities; ``allow_bool`` accepts booleans (as 0/1); ``allow_empty`` accepts an
+    array without elements. Anything else (strings, objects, complex numbers, ragged
+    lists) raises a ``TypeError`` / ``ValueError`` that names ``owner`` and ``name``.
+    """
+    where = f"{owner}: " if owner else ""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError):  # ragged nested lists
+        raise ValueError(f"{where}{name} must be an array of numbers, got a ragged or "
+                         f"mixed {type(values).__name__}.") from None
+    kinds = "fiub" if allow_bool else "fiu"
+    if arr.dtype.kind not in kinds:
+        what = "numbers or booleans" if allow_bool else "real numbers"
+        raise TypeError(f"{where}{name} must be an array of {what}, got dtype {arr.dtype} "
+                        f"({type(values).__name__}).")
+    if ndim is not None:
+        dims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in dims:
+            want = " or ".join(str(d) for d in dims)
+            raise ValueError(f"{where}{name} must have {want} dimension(s), got shape "
+                             f"{arr.shape}.")
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(f"{where}{name} is empty (shape {arr.shape}).")
+    out = arr if dtype is None else arr.astype(dtype, copy=False)
+    if finite and out.dtype.kind == "f" and not np.isfinite(out).all():
+        raise ValueError(f"{where}{name} holds NaN or infinite values.")
+    return out

@@ -48,7 +48,10 @@ from scipy import ndimage
 from scipy.interpolate import CubicSpline
 from skimage.draw import polygon as _polygon
 
-from .checks import check_choice, check_seed
+import inspect
+
+from .checks import check_choice, check_images, check_seed
+from .params import Boolean, Integral, Interval, ParameterValueError, Real, Tuple, check_param
 
 __all__ = ["CORRUPTIONS", "GAUSSIAN_VARIANCES", "corrupt", "stain", "gaussian", "scratch",
            "drops", "mix1", "mix2"]
@@ -72,17 +75,9 @@ _GRAY_NOISE = float(np.sqrt(0.05 / 255))  # std of the stain's texture (variance
 
 # -- input handling ---------------------------------------------------------------------
 def _as_batch(image) -> tuple[np.ndarray, bool]:
-    x = np.asarray(image)
-    if x.dtype == np.uint8:
-        raise TypeError("corruptions take float images in [0, 1]; convert with "
-                        "skimage.img_as_float32(image).")
-    if x.ndim == 3 and x.shape[-1] == 3:
-        return x.astype(np.float32, copy=False)[None], True
-    if x.ndim == 4 and x.shape[-1] == 3:
-        return x.astype(np.float32, copy=False), False
-    raise ValueError(
-        f"expected an RGB image (H, W, 3) or a batch (N, H, W, 3), got shape {x.shape}; "
-        "convert grayscale with skimage.color.gray2rgb.")
+    """(batch (N, H, W, 3) float32 in [0, 1], whether one image was given)."""
+    single = isinstance(image, np.ndarray) and image.ndim == 3
+    return check_images(image, "image"), single
 
 
 def _apply(image, seed, one, **kw):
@@ -96,15 +91,15 @@ def _apply(image, seed, one, **kw):
     return (out[0], masks[0]) if single else (out, masks)
 
 
-def _range(value, name, lo=0.0, hi=None):
+def _range(value, name, lo=0.0, hi=None, owner=None):
     """A (min, max) pair from a number or a pair, validated."""
-    if np.isscalar(value):
-        value = (float(value), float(value))
-    value = tuple(float(v) for v in value)
-    if len(value) != 2 or value[0] > value[1] or value[0] < lo or (hi is not None and value[1] > hi):
-        bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be a number or a (min, max) pair within {bound}, "
-                         f"got {value!r}.")
+    one = Interval(Real, lo, hi)
+    value = check_param(value, [one, Tuple(one, length=2)], name, owner)
+    if not isinstance(value, tuple):
+        value = (value, value)
+    if value[0] > value[1]:
+        raise ParameterValueError(f"{owner + ': ' if owner else ''}{name} must be a (min, "
+                                  f"max) pair with min <= max, got {value!r}.")
     return value
 
 
@@ -196,14 +191,14 @@ def stain(image, seed=None, size=(0.01, 0.12), gray=_GRAY, n_points=20,
     corrupted : float32, same shape as ``image``
     mask : bool (H, W) or (N, H, W), the pixels that changed (alpha > 0)
     """
-    size = _range(size, "size", 0.0, 0.5)
-    gray = _range(gray, "gray", 0.0, 1.0)
-    if int(n_points) < 4:
-        raise ValueError(f"n_points must be at least 4 for a closed cubic curve, got {n_points}.")
-    if irregularity < 0 or blur < 0:
-        raise ValueError("irregularity and blur must be >= 0.")
-    return _apply(image, seed, _stain_one, size=size, gray=gray, n_points=int(n_points),
-                  irregularity=float(irregularity), blur=float(blur))
+    size = _range(size, "size", 0.0, 0.5, "stain")
+    gray = _range(gray, "gray", 0.0, 1.0, "stain")
+    n_points = check_param(n_points, Interval(Integral, 4, 1000, hint=(
+        "A closed cubic curve needs at least 4 points.")), "n_points", "stain")
+    irregularity = check_param(irregularity, Interval(Real, 0, 10), "irregularity", "stain")
+    blur = check_param(blur, Interval(Real, 0, 10), "blur", "stain")
+    return _apply(image, seed, _stain_one, size=size, gray=gray, n_points=n_points,
+                  irregularity=irregularity, blur=blur)
 
 
 # -- Gaussian noise ---------------------------------------------------------------------
@@ -238,10 +233,10 @@ def gaussian(image, seed=None, variance=0.1, *, sigma=None):
                         f"{GAUSSIAN_VARIANCES} are variances. Pass variance={sigma!r} for the "
                         f"paper's level, or variance={float(sigma) ** 2:g} for a standard "
                         f"deviation of {sigma!r}.")
-    if isinstance(variance, bool) or not (np.isscalar(variance) and variance > 0):
-        raise ValueError(f"variance must be a positive number (the paper's variances: "
-                         f"{GAUSSIAN_VARIANCES}), got {variance!r}.")
-    return _apply(image, seed, _gaussian_one, variance=float(variance))
+    variance = check_param(variance, Interval(Real, 0, 10, closed="right", what=(
+        f"a positive number up to 10, the variance of the noise (paper: "
+        f"{GAUSSIAN_VARIANCES})")), "variance", "gaussian")
+    return _apply(image, seed, _gaussian_one, variance=variance)
 
 
 # -- Scratch ----------------------------------------------------------------------------
@@ -289,8 +284,8 @@ def scratch(image, seed=None, gray=_GRAY, length=(0.1, 0.35), shape="random"):
     three uniformly. The stroke is 3 px wide at 256 px (2·round(side/256)+1), each
     pixel drawn from :math:`\mathcal N(g, (20/255)^2)`, :math:`g \sim U(\text{gray})`.
     """
-    gray = _range(gray, "gray", 0.0, 1.0)
-    length = _range(length, "length", 0.0, 2.0)
+    gray = _range(gray, "gray", 0.0, 1.0, "scratch")
+    length = _range(length, "length", 0.0, 2.0, "scratch")
     shape = check_choice(shape, "shape", ("random", "line", "sine", "root"))
     return _apply(image, seed, _scratch_one, gray=gray, length=length, shape=shape)
 
@@ -318,12 +313,12 @@ def drops(image, seed=None, n_drops=10, size=(0.01, 0.02), gray=_GRAY, spread=1.
     with a standard deviation of ``spread`` · r, so that they partly overlap; filled
     with one random gray level plus a faint noise.
     """
-    size = _range(size, "size", 0.0, 0.5)
-    gray = _range(gray, "gray", 0.0, 1.0)
-    if int(n_drops) < 1 or spread < 0:
-        raise ValueError("n_drops must be >= 1 and spread >= 0.")
-    return _apply(image, seed, _drops_one, n_drops=int(n_drops), size=size, gray=gray,
-                  spread=float(spread))
+    size = _range(size, "size", 0.0, 0.5, "drops")
+    gray = _range(gray, "gray", 0.0, 1.0, "drops")
+    n_drops = check_param(n_drops, Interval(Integral, 1, 10000), "n_drops", "drops")
+    spread = check_param(spread, Interval(Real, 0, 100), "spread", "drops")
+    return _apply(image, seed, _drops_one, n_drops=n_drops, size=size, gray=gray,
+                  spread=spread)
 
 
 # -- mixtures ---------------------------------------------------------------------------
@@ -336,6 +331,7 @@ _ONE = {
 
 
 def _mix(image, seed, name, return_kind):
+    return_kind = check_param(return_kind, Boolean(), "return_kind", name)
     x, single = _as_batch(image)
     rng = check_seed(seed)
     kinds, probs = zip(*MIXTURES[name])
@@ -377,4 +373,9 @@ def corrupt(image, kind="stain", seed=None, **params):
     ``(corrupted, mask)``; deterministic for a given ``seed``.
     """
     kind = check_choice(kind, "kind", CORRUPTIONS)
-    return _FUNCS[kind](image, seed=seed, **params)
+    fn = _FUNCS[kind]
+    known = [p for p in inspect.signature(fn).parameters if p not in ("image", "seed")]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise TypeError(f"corrupt: {kind} takes the keywords {known}, not {unknown}.")
+    return fn(image, seed=seed, **params)

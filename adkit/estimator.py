@@ -47,11 +47,12 @@ import numbers
 import os
 import re
 import uuid
+import warnings
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Estimator", "NotFittedError", "ModelFileError", "REGISTRY", "flatten_state",
+__all__ = ["Estimator", "NotFittedError", "ModelFileError", "FitInterrupted", "REGISTRY", "flatten_state",
            "unflatten_state", "state_array", "state_int", "state_ints", "state_float",
            "state_floats", "state_dict", "load_module_state"]
 
@@ -72,6 +73,12 @@ _RESAVE = ("The file is damaged, incomplete or was not written by an adkit model
 
 class NotFittedError(RuntimeError):
     """Raised when predict/transform is called before fit."""
+
+
+class FitInterrupted(UserWarning):
+    """Warned when a fit is stopped early (Ctrl-C, a notebook's stop button) and keeps
+    what it reached: the object is usable but not what a complete fit gives, so
+    :func:`adkit.memo.cached_fit` does not store it."""
 
 
 class ModelFileError(ValueError):
@@ -334,6 +341,26 @@ def _lookup_by_name(name: str):
     return None
 
 
+def _available_devices(cls, params: dict) -> dict:
+    """``params`` read from a file, with a device that this machine lacks (a model
+    saved on a GPU machine with ``device='cuda'``) replaced by None (a GPU when present,
+    else the CPU), with a warning: the file stays loadable anywhere."""
+    from .params import Device, alternatives, device_available
+    out = dict(params)
+    for k, c in getattr(cls, "_parameter_constraints", {}).items():
+        cs = alternatives(c)
+        v = out.get(k)
+        if isinstance(v, str) and any(isinstance(x, Device) for x in cs) and \
+                any(x.matches(None) for x in cs):
+            why = device_available(v)
+            if why is not None:
+                warnings.warn(f"{cls.__name__} was saved with {k}={v!r}, but {why}: "
+                              f"loaded with {k}=None (a GPU when present, else the CPU).",
+                              stacklevel=4)
+                out[k] = None
+    return out
+
+
 def _resolve_class(name, module) -> type:
     """The Estimator class ``name`` defined in ``module`` (None: a v1 file)."""
     if not isinstance(name, str) or not name.isidentifier():
@@ -378,6 +405,39 @@ class Estimator:
         REGISTRY[cls.__name__] = cls
 
     # -- parameters ---------------------------------------------------------------
+    #: the constraints of the constructor's keywords, declared once per class (see
+    #: :mod:`adkit.params`): name -> a constraint, or a list of alternatives
+    _parameter_constraints: dict = {}
+
+    def _set_params(self, params: dict) -> None:
+        """Check the constructor's keywords and store each under its own name.
+
+        A constructor is declarative: ``def __init__(self, *, a=1, b=2):
+        self._set_params(locals())``. Every keyword is checked against
+        :attr:`_parameter_constraints` (:func:`adkit.params.validate_params`: numpy
+        scalars become Python numbers, sequences tuples), then :meth:`_check_params`
+        applies the rules that tie parameters together; errors name the class, the
+        parameter, what is accepted and what was given.
+        """
+        from .params import InvalidParameterError, validate_params
+        name = type(self).__name__
+        values = {n: params[n] for n in self._param_names()}
+        values = validate_params(self._parameter_constraints, values, name)
+        try:
+            self._check_params(values)
+        except InvalidParameterError as e:
+            if str(e).startswith(f"{name}: "):
+                raise
+            raise type(e)(f"{name}: {e}") from None
+        for k, v in values.items():
+            setattr(self, k, v)
+
+    def _check_params(self, params: dict) -> None:
+        """Hook: rules that tie parameters together (e.g. ``n_votes <= len(scales)``) and
+        normalizations (``scales=3`` → ``(0, 1, 2)``), on the checked keywords
+        ``params`` (modified in place). Raise :class:`adkit.params.ParameterValueError`
+        (or ``ParameterTypeError``) with what was wrong and what to do."""
+
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
@@ -513,6 +573,7 @@ class Estimator:
                                          "list of estimators")
                 v = [part(k, x) for x in v["__estimators__"]]
             params[k] = v
+        params = _available_devices(cls, params)
         try:
             obj = cls(**params)
         except MemoryError:
@@ -535,7 +596,7 @@ class Estimator:
         (full disk, Ctrl-C) leaves any previous file at ``path`` intact.
         """
         from . import __version__
-        path = os.fspath(path)
+        path = _check_path(path, "save")
         if not path.endswith(".npz"):
             path += ".npz"
         d = self._to_dict()
@@ -583,7 +644,7 @@ class Estimator:
         file names. A file that is not a complete, untampered model saved by adkit
         raises :class:`ModelFileError` (naming the file, what is wrong and what to do).
         """
-        path = os.fspath(path)
+        path = _check_path(path, "load")
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
             path += ".npz"
         if not os.path.exists(path):
@@ -612,6 +673,17 @@ class Estimator:
             raise TypeError(f"{path!r} holds a {type(obj).__name__}, not a {cls.__name__}: "
                             f"load it with {type(obj).__name__}.load (or Estimator.load).")
         return obj
+
+
+def _check_path(path, what: str) -> str:
+    """A file path (str or os.PathLike) as a str; a TypeError for anything else."""
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what} takes a file path (a str or pathlib.Path), got "
+                        f"{type(path).__name__}: {path!r}.")
+    path = os.fspath(path)
+    if not isinstance(path, str) or not path or "\x00" in path:
+        raise ValueError(f"{what} takes a file path, got {path!r}.")
+    return path
 
 
 def _read_file(path: str) -> tuple[dict, dict]:

@@ -56,8 +56,12 @@ _STRUCTURE_3D[1] = True
 # -- validation ------------------------------------------------------------------------
 
 def _check_labels_scores(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(labels)
+    from .checks import check_array
+    y = check_array(labels, "labels", allow_bool=True, allow_empty=True, finite=False,
+                    dtype=None)
     s = np.asarray(scores)
+    if s.dtype.kind not in "fiu":
+        raise TypeError(f"scores must be numbers, got dtype {s.dtype}.")
     if y.ndim != 1 or s.ndim != 1:
         raise ValueError(
             f"labels and scores must be 1-D, one entry per image; got shapes {y.shape} "
@@ -102,6 +106,9 @@ def _check_masks_maps(masks: Any, maps: Any, map_name: str = "maps"
             f"masks have shape {g.shape} but {map_name} have shape {m.shape}: give one map "
             "per ground-truth mask, at the same resolution.")
     g = check_masks(g, m.shape, "masks")
+    if m.size == 0:
+        raise ValueError(f"masks and {map_name} are empty (shape {m.shape}): give at least "
+                         "one map of at least one pixel.")
     if not np.all(np.isfinite(m)):
         raise ValueError(f"{map_name} contain NaN or infinite values.")
     return g, m
@@ -123,6 +130,9 @@ def _check_masks_pred(masks: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"masks have shape {g.shape} but pred has shape {p.shape}: give one predicted "
             "mask per ground-truth mask, at the same resolution.")
+    if g.size == 0:
+        raise ValueError(f"masks and pred are empty (shape {g.shape}): give at least one "
+                         "mask of at least one pixel.")
     return check_masks(g, None, "masks"), check_masks(p, g.shape, "pred")
 
 

@@ -3,13 +3,17 @@
 Every nearest-neighbour search of adkit goes through :func:`nearest_neighbors`: faiss
 (exact L2, ``IndexFlatL2``; faiss's GPU index when a GPU build is installed and CUDA is
 present) or torch in blocks (``search="torch"``). :func:`faiss_index` builds an index
-once for a bank that is searched many times.
+once for a bank that is searched many times. Banks of millions of entries searched
+with few queries at a time (self-similarity's fallback over every training patch)
+use an inverted file (:func:`ivf_index`) and :func:`search`, which can also skip a
+range of ids (leave-one-out).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["nearest_neighbors", "faiss_index", "faiss_module"]
+__all__ = ["nearest_neighbors", "faiss_index", "faiss_module", "ivf_index",
+           "ivf_centroids", "search"]
 
 
 def faiss_module():
@@ -75,3 +79,59 @@ def faiss_index(bank, device=None):
         index._adkit_res = res
     index.add(bank)
     return index
+
+
+def ivf_index(bank, nlist: int | None = None, centroids=None, seed: int = 1234):
+    """An inverted-file faiss index (``IndexIVFFlat``, L2) holding ``bank`` (M, D): its
+    ``nlist`` lists are the k-means centroids (10 iterations, ``seed``) of 64·nlist
+    points of the bank drawn with a fixed seed, or the given ``centroids`` (nlist, D),
+    which rebuild the same index. ``nlist`` None: ``≈ √M`` (a power of 2 in [64, 1024]).
+    A search visits ``nprobe`` lists (:func:`search`): approximate, exact when
+    ``nprobe = nlist``. :func:`ivf_centroids` gives the centroids back."""
+    faiss = faiss_module()
+    if faiss is None:  # pragma: no cover - faiss-cpu is a dependency
+        raise ImportError("an inverted-file index needs faiss (pip install faiss-cpu).")
+    bank = np.ascontiguousarray(bank, dtype=np.float32)
+    dim = bank.shape[1]
+    if centroids is None:
+        if nlist is None:
+            nlist = int(np.clip(2 ** round(np.log2(np.sqrt(len(bank)))), 64, 1024))
+        nlist = int(min(nlist, len(bank)))
+        pick = np.random.default_rng(0).choice(len(bank), min(len(bank), 64 * nlist),
+                                               replace=False)
+        km = faiss.Kmeans(dim, nlist, niter=10, seed=int(seed))
+        km.train(np.ascontiguousarray(bank[np.sort(pick)]))
+        centroids = km.centroids
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    quant = faiss.IndexFlatL2(dim)
+    quant.add(centroids)
+    index = faiss.IndexIVFFlat(quant, dim, len(centroids))   # keeps a reference to quant
+    index.is_trained = True
+    index.add(bank)
+    return index
+
+
+def ivf_centroids(index) -> np.ndarray:
+    """The (nlist, D) centroids of an inverted-file index (to rebuild it with
+    :func:`ivf_index`)."""
+    return np.ascontiguousarray(index.quantizer.reconstruct_n(0, index.nlist),
+                                dtype=np.float32)
+
+
+def search(index, queries, k: int, exclude=None, nprobe: int = 16):
+    """The ``k`` nearest entries of ``queries`` (Q, D) in a faiss ``index`` (flat or
+    inverted file): ``(squared L2 distances (Q, k) float32, ids (Q, k) int64)``, id −1
+    where fewer than ``k`` entries are left. ``exclude``: a range ``(lo, hi)`` of ids to
+    skip (e.g. the image being left out); ``nprobe``: lists visited by an inverted file."""
+    faiss = faiss_module()
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    ivf = isinstance(index, faiss.IndexIVF)
+    params = faiss.SearchParametersIVF() if ivf else faiss.SearchParameters()
+    if ivf:
+        params.nprobe = int(min(nprobe, index.nlist))
+    if exclude is not None:
+        keep = faiss.IDSelectorRange(int(exclude[0]), int(exclude[1]))
+        sel = faiss.IDSelectorNot(keep)
+        params.sel = sel
+    d2, ids = index.search(q, int(k), params=params)
+    return d2, ids.astype(np.int64)

@@ -154,6 +154,8 @@ def train_epochs(run_epoch: Callable[[], float], epochs: int, *, net, name: str,
         One loss per completed epoch.
     """
     from tqdm.auto import tqdm
+
+    from .estimator import FitInterrupted
     history = [] if history is None else history
     stop = early_stopping
     net.train()
@@ -183,5 +185,5 @@ def train_epochs(run_epoch: Callable[[], float], epochs: int, *, net, name: str,
             or not stop.restore_best else \
             f"the weights of the best epoch so far ({stop.best_epoch}) are kept"
         warnings.warn(f"{name} training interrupted after {len(history)} epoch(s); {kept}.",
-                      stacklevel=stacklevel)
+                      FitInterrupted, stacklevel=stacklevel)
     return history

@@ -1,10 +1,21 @@
-"""Interactive explorers (ipywidgets) over results and datasets.
+"""Interactive explorers (ipywidgets) and the comparison dashboard (panel) over results.
 
 Widgets never compute a method: they re-threshold or re-draw what a detector
 already returned (``AnomalyResult.segment`` is cheap), or regenerate embedded data.
 Each function returns the widget, and each also has a ``render_*`` function that
 draws one state as a static matplotlib figure, so a notebook run headless (CI,
 nbconvert, a PDF export) still shows a picture.
+
+The live viewers share three conventions:
+
+* **one ε slider**: log10 ε (:data:`LOG_EPS`), with ε itself shown beside it;
+* **four fixed pictures** (image, map with its colorbar, detection, ground truth):
+  choosing an image redraws them, moving ε re-encodes only the detection picture (a
+  PNG of a few kB, a few milliseconds), so the picture follows the slider;
+* **the lessons' figure style** (:mod:`adkit.viz`): detections outlined in cyan and
+  ground truths in green on the image (:func:`adkit.viz.outline`), maps in ``inferno``
+  with a colorbar;
+* **they open on a defective image on which something is detected** (:func:`opening`).
 """
 from __future__ import annotations
 
@@ -12,7 +23,12 @@ import numpy as np
 
 from . import viz
 
-__all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard"]
+__all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard",
+           "opening", "LOG_EPS"]
+
+#: The ε slider of every viewer, in log10 ε: range and step.
+LOG_EPS = {"start": -6.0, "end": 2.0, "step": 0.25}
+_SIDE = 200          # displayed side of each picture, in CSS pixels
 
 
 def _label(test, i):
@@ -21,12 +37,63 @@ def _label(test, i):
     return f"{i}: {test.names[i]} ({test.defect_types[i]})"
 
 
+def _mask_known(test, index: int) -> bool:
+    known = getattr(test, "has_mask", None)
+    return known is None or bool(known[index])
+
+
+def _eps_text(eps: float) -> str:
+    return f"ε = {eps:.2g}"
+
+
+def _has_nfa(result) -> bool:
+    return result.log_nfa is not None or result.threshold is not None
+
+
+def _snap(log_eps: float) -> float:
+    """log10 ε rounded to the slider's grid and clipped to its range."""
+    lo, hi, step = LOG_EPS["start"], LOG_EPS["end"], LOG_EPS["step"]
+    return float(np.clip(lo + step * np.round((log_eps - lo) / step), lo, hi))
+
+
+def opening(result, test=None, eps: float = 1.0) -> tuple[int, float]:
+    """The image and the log10 ε a viewer opens on: a defective image on which something
+    is detected.
+
+    The first defective image (``test.labels == 1``; every image without ``test``) with a
+    non-empty ``segment(eps)``; when there is none at this ε, the highest-scoring defective
+    image at the smallest ε of the slider's grid above ``eps`` that detects something on it.
+    Returns ``(index, log10 ε)``. For a result without a log NFA (a threshold slider),
+    the log10 ε returned is ``log10(eps)`` unchanged.
+    """
+    n = len(result)
+    labels = np.asarray(test.labels) if test is not None and test.labels is not None else None
+    candidates = np.flatnonzero(labels == 1) if labels is not None else np.arange(n)
+    if len(candidates) == 0:
+        candidates = np.arange(n)
+    log_eps = _snap(float(np.log10(eps)))
+    if not _has_nfa(result):
+        return int(candidates[np.argmax(np.asarray(result.scores)[candidates])]), log_eps
+    for i in candidates:
+        if result[int(i)].segment(eps=10.0 ** log_eps).any():
+            return int(i), log_eps
+    best = int(candidates[np.argmax(np.asarray(result.scores)[candidates])])
+    one = result[best]
+    for level in np.arange(log_eps, LOG_EPS["end"] + 1e-9, LOG_EPS["step"]):
+        if one.segment(eps=10.0 ** level).any():
+            return best, float(level)
+    return best, log_eps
+
+
 def render_result(result, test=None, index: int = 0, eps: float = 1.0,
                   threshold: float | None = None, images: np.ndarray | None = None):
-    """Draw image, map, detection and ground truth of one image of a result."""
-    plt = viz._plt()
+    """Draw image, map (with its colorbar), detection and ground truth of one image.
+
+    The detection is outlined in cyan and the ground truth in green on the image
+    (:func:`adkit.viz.outline`)."""
+    import matplotlib.pyplot as plt
     imgs = images if images is not None else (test.images if test is not None else None)
-    if threshold is None and result.log_nfa is None and result.threshold is None:
+    if threshold is None and not _has_nfa(result):
         threshold = float(np.percentile(result.maps, 99))
     mask = result[index].segment(eps=eps, threshold=threshold)[0]
     panels = [("map", result.maps[index])]
@@ -34,11 +101,12 @@ def render_result(result, test=None, index: int = 0, eps: float = 1.0,
         panels.insert(0, ("image", imgs[index]))
     panels.append(("detection", mask))
     if test is not None:   # an unknown mask (has_mask False) is not shown as "no defect"
-        known = getattr(test, "has_mask", None)
-        panels.append(("ground truth" if known is None or known[index] else
+        panels.append(("ground truth" if _mask_known(test, index) else
                        "ground truth: no mask", test.masks[index]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
-    vmax = float(np.percentile(result.maps, 99.5))
+    widths = [1.25 if name == "map" else 1.0 for name, _ in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(2.6 * sum(widths), 4.5), 2.9),
+                             gridspec_kw={"width_ratios": widths})
+    vmin, vmax = viz.map_scale(result.maps)
     for ax, (name, data) in zip(axes, panels):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -46,65 +114,127 @@ def render_result(result, test=None, index: int = 0, eps: float = 1.0,
         if name == "image":
             ax.imshow(np.clip(data, 0, 1))
         elif name == "map":
-            ax.imshow(data, cmap="inferno", vmin=float(result.maps.min()), vmax=vmax)
+            im = ax.imshow(data, cmap=viz.MAP_CMAP, vmin=vmin, vmax=vmax)
+            cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+            cb.ax.tick_params(labelsize=7)
         else:
             base = imgs[index] if imgs is not None else np.zeros((*data.shape, 3), np.float32)
-            ax.imshow(viz.overlay(base, data, alpha=0.6,
-                                  color=(1, .1, .1) if name == "detection" else (.1, 1, .2)))
-    how = f"threshold {threshold:.3g}" if threshold is not None else f"ε = {eps:.2g}"
+            color = viz.DETECTION_COLOR if name == "detection" else viz.TRUTH_COLOR
+            ax.imshow(viz.outline(base, data, color))
+    how = f"threshold {threshold:.3g}" if threshold is not None else _eps_text(eps)
     fig.suptitle(f"{_label(test, index)} · score {result.scores[index]:.3g} · {how} · "
                  f"detected {100 * mask.mean():.2f}% of pixels", fontsize=9)
     fig.tight_layout()
     return fig
 
 
+class _Pictures:
+    """The PNGs of the four pictures of one image of one result; ``detection(mask)`` is
+    the only one redrawn when ε moves."""
+
+    def __init__(self, result, test, images, index: int):
+        self.result, self.index = result, index
+        imgs = images if images is not None else (test.images if test is not None else None)
+        m = result.maps[index]
+        self.base = (np.clip(imgs[index], 0, 1).astype(np.float32) if imgs is not None
+                     else np.zeros((*m.shape, 3), np.float32))
+        vmin, vmax = viz.map_scale(result.maps)
+        self.image = viz.png(self.base)
+        self.map = viz.map_png(m, vmin, vmax, height=_SIDE)
+        width, height = viz.png_size(self.map)
+        self.map_width = int(round(_SIDE * width / height))
+        # an unknown mask (has_mask False) shows the bare image, not "no defect"
+        self.truth_known = test is None or _mask_known(test, index)
+        self.truth = (None if test is None or test.masks is None else
+                      viz.png(viz.outline(self.base, test.masks[index], viz.TRUTH_COLOR))
+                      if self.truth_known else self.image)
+
+    def detection(self, mask: np.ndarray) -> bytes:
+        """The detection picture: ``mask`` outlined in cyan on the image (the one picture
+        re-encoded when ε moves: a few milliseconds)."""
+        return viz.png(viz.outline(self.base, mask, viz.DETECTION_COLOR))
+
+
+def _detection_text(pics, mask: np.ndarray) -> str:
+    from . import metrics
+    text = (f"score {pics.result.scores[pics.index]:.3g} · detected area: "
+            f"{100 * mask.mean():.3f}% of pixels · {metrics.count_regions(mask)} region(s)")
+    return text if pics.truth_known else text + " · ground truth: no mask"
+
+
 def explore(result, test=None, images: np.ndarray | None = None, eps: float = 1.0):
-    """Image selector + ε slider (log scale) over an AnomalyResult.
+    """Image selector and ε slider over an AnomalyResult (ipywidgets).
 
     When the result has a ``log_nfa`` (a contrario methods, or calibrated ones) the
-    slider moves ε: the detection is ``log_nfa < log10(ε)``. Otherwise it moves a
-    threshold on the map. Returns an ``ipywidgets.VBox``.
+    slider moves log10 ε, ε shown beside it: the detection is ``log_nfa < log10(ε)``.
+    Otherwise it moves a threshold on the map. It opens on a defective image on which
+    something is detected (:func:`opening`). Moving the slider re-encodes only the
+    detection picture. Returns an ``ipywidgets.VBox``: ``children[0]`` holds the
+    controls (image, slider, ε readout), ``children[1]`` the status line,
+    ``children[2]`` the pictures.
     """
     import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     n = len(result)
-    options = [(_label(test, i), i) for i in range(n)]
-    image = W.Dropdown(options=options, value=0, description="image")
-    if result.log_nfa is not None or result.threshold is not None:
-        level = W.FloatLogSlider(value=eps, base=10, min=-8, max=2, step=0.1,
-                                 description="ε", readout_format=".1e")
-        use_eps = True
+    index, log_eps = opening(result, test, eps)
+    image = W.Dropdown(options=[(_label(test, i), i) for i in range(n)], value=index,
+                       description="image", layout=W.Layout(width="320px"))
+    use_eps = _has_nfa(result)
+    if use_eps:
+        level = W.FloatSlider(value=log_eps, min=LOG_EPS["start"], max=LOG_EPS["end"],
+                              step=LOG_EPS["step"], description="log10 ε",
+                              readout_format=".2f")
     else:
         lo, hi = float(result.maps.min()), float(result.maps.max())
         level = W.FloatSlider(value=float(np.percentile(result.maps, 99)), min=lo, max=hi,
-                              step=(hi - lo) / 200 or 1e-3, description="threshold")
-        use_eps = False
-    out = W.Output()
+                              step=(hi - lo) / 200 or 1e-3, description="threshold",
+                              readout_format=".3g")
+    readout = W.Label()
+    status = W.HTML(layout=W.Layout(width="auto"))
+    names = ["image", "map", "detection"] + (["ground truth"] if test is not None else [])
+    views = {name: W.Image(format="png", layout=W.Layout(
+        height=f"{_SIDE}px", width="auto" if name == "map" else f"{_SIDE}px")) for name in names}
+    views["detection"].add_class("adkit-detection")
+    pictures = W.HBox([W.VBox([W.HTML(f"<b>{name}</b>"), views[name]]) for name in names])
+    shown = {}
 
-    def draw(*_):
-        with out:
-            out.clear_output(wait=True)
-            kw = {"eps": level.value} if use_eps else {"threshold": level.value}
-            fig = render_result(result, test, image.value, images=images, **kw)
-            display(fig)
-            plt.close(fig)
+    def draw_detection(*_):
+        pics = shown["pictures"]
+        if use_eps:
+            e = 10.0 ** level.value
+            readout.value = _eps_text(e)
+            mask = result[pics.index].segment(eps=e)[0]
+        else:
+            readout.value = ""
+            mask = result[pics.index].segment(threshold=level.value)[0]
+        views["detection"].value = pics.detection(mask)
+        status.value = _detection_text(pics, mask)
 
-    image.observe(draw, "value")
-    level.observe(draw, "value")
-    draw()
-    return W.VBox([W.HBox([image, level]), out])
+    def draw_image(*_):
+        pics = shown["pictures"] = _Pictures(result, test, images, image.value)
+        views["image"].value = pics.image
+        views["map"].value = pics.map
+        if "ground truth" in views:
+            views["ground truth"].value = pics.truth
+        draw_detection()
+
+    image.observe(draw_image, "value")
+    # ipywidgets sends at most one slider change at a time to the kernel and keeps only
+    # the latest while one is in flight: a drag cannot queue up stale redraws
+    level.observe(draw_detection, "value")
+    draw_image()
+    return W.VBox([W.HBox([image, level, readout]), status, pictures])
 
 
 def render_dataset(name: str = "synthetic/pill", n: int = 6, seed: int = 0, **knobs):
-    """Draw ``n`` test images of an embedded dataset with their defect masks outlined."""
+    """Draw ``n`` test images of an embedded dataset with their defect masks outlined in
+    green."""
     from . import data
     knobs.setdefault("n_train", 2)
     _, test = data.load(name, n_test=n, seed=seed, **knobs)
     titles = [f"{t}" for t in test.defect_types]
-    shown = np.stack([viz.overlay(im, m, alpha=0.35, color=(0.1, 1, 0.2)) if m.any() else im
-                      for im, m in zip(test.images, test.masks)])
+    shown = np.stack([viz.outline(im, m, viz.TRUTH_COLOR) for im, m in
+                      zip(test.images, test.masks)])
     return viz.show_images(shown, titles=titles, ncols=n, suptitle=name)
 
 
@@ -140,17 +270,48 @@ def dataset_explorer(name: str = "synthetic/pill", n: int = 6, seed: int = 0, si
     return W.VBox([W.HBox([cat, seed_w]), W.HBox(list(boxes.values())), out])
 
 
-def _status(result, test, index: int, eps: float) -> tuple[np.ndarray, str]:
+def _false_alarm_text(result, test, eps: float) -> str:
     from . import metrics
-    mask = result[index].segment(eps=eps)[0]
-    text = (f"detected area: {100 * mask.mean():.3f}% of pixels · "
-            f"{metrics.count_regions(mask)} region(s)")
-    if test is not None:
-        good = np.asarray(test.labels) == 0
-        if good.any():
-            fa = metrics.false_alarms_per_image(result.segment(eps)[good])
-            text += f" · false alarms per good image at this ε: {fa:.2f}"
-    return mask, text
+    if test is None or test.labels is None:
+        return ""
+    good = np.asarray(test.labels) == 0
+    if not good.any():
+        return ""
+    fa = metrics.false_alarms_per_image(result.segment(eps)[good])
+    return f" · false alarms per good image at this ε: {fa:.2f}"
+
+
+def _eps_formatter():
+    """The slider's readout: log10 ε and ε itself."""
+    from bokeh.models import CustomJSTickFormatter
+    return CustomJSTickFormatter(code="""
+        const e = Math.pow(10, tick);
+        const s = e >= 1e-4 ? String(Number(e.toPrecision(2)))
+                            : e.toExponential(1).replace('.0e', 'e');
+        return tick.toFixed(2) + '  (ε = ' + s + ')';""")
+
+
+_STEADY = {}
+
+
+def _steady(pane_type):
+    """``pane_type`` whose updates leave its stylesheets alone.
+
+    Panel 1.9 re-sends a pane's stylesheets whenever its object changes, and in a
+    notebook those are links to panel's CDN even under ``pn.extension(inline=True)``
+    (only the first render is inlined): offline, every redraw of a picture or of the
+    status line would then ask the CDN for CSS and lose its styles. The stylesheets of
+    these panes never change, so their updates simply do not send them.
+    """
+    if pane_type not in _STEADY:
+        def _update(self, ref, model):
+            props = self._get_properties(model.document)
+            props.pop("stylesheets", None)
+            model.update(**props)
+        # priority 0: never picked by pn.panel(obj) in place of panel's own pane
+        _STEADY[pane_type] = type(pane_type.__name__, (pane_type,),
+                                  {"_update": _update, "priority": 0})
+    return _STEADY[pane_type]
 
 
 def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit · compare methods"):
@@ -166,11 +327,12 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
     test : Split, optional
         Images, ground truth, names and labels of the predicted test images.
 
-    Returns a ``panel`` layout; in a notebook end the cell with it (or call
-    ``.servable()`` so ``panel serve notebook.ipynb`` serves it); from a shell,
-    ``python -m adkit dashboard`` serves one.
+    The four pictures fit a 1280×800 screen; moving ε redraws only the detection and
+    the status line; a method not run with the chosen preprocessing shows a notice in
+    place of the pictures. Returns a ``panel`` layout; in a notebook end the cell with
+    it (or call ``.servable()`` so ``panel serve notebook.ipynb`` serves it); from a
+    shell, ``python -m adkit dashboard`` serves one.
     """
-    import matplotlib.pyplot as plt
     import panel as pn
 
     nested = {m: (r if isinstance(r, dict) else {"none": r}) for m, r in results.items()}
@@ -178,39 +340,69 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
         raise ValueError("dashboard needs at least one result.")
     for m, variants in nested.items():
         for v, r in variants.items():
-            if r.log_nfa is None and r.threshold is None:
+            if not _has_nfa(r):
                 raise ValueError(f"the result of {m!r} ({v}) has no log NFA: wrap its detector "
                                  "in adkit.models.Calibrated so that ε has a meaning.")
     methods = list(nested)
     variants = list(dict.fromkeys(v for d in nested.values() for v in d))
-    n = len(next(iter(nested[methods[0]].values())))
-    w_method = pn.widgets.Select(name="method", options=methods, value=methods[0])
+    first = next(iter(nested[methods[0]].values()))
+    index, log_eps = opening(first, test, eps)
+    n = len(first)
+    side = {"width": 270}
+    w_method = pn.widgets.Select(name="method", options=methods, value=methods[0], **side)
     w_prep = pn.widgets.RadioButtonGroup(name="preprocessing", options=variants,
-                                         value=variants[0])
-    w_eps = pn.widgets.FloatSlider(name="log10 ε", start=-6.0, end=1.0, step=0.25,
-                                   value=float(np.log10(eps)))
-    labels = {(_label(test, i) if test is not None else str(i)): i for i in range(n)}
-    first = 0                        # open on the first defective image, if any
-    if test is not None and np.any(np.asarray(test.labels) == 1):
-        first = int(np.flatnonzero(np.asarray(test.labels) == 1)[0])
-    w_image = pn.widgets.Select(name="image", options=labels, value=first)
-    figure = pn.pane.Matplotlib(None, dpi=72, tight=True, sizing_mode="fixed")
-    status = pn.pane.Markdown("", css_classes=["adkit-status"])
+                                         value=next(iter(nested[methods[0]])), **side)
+    w_eps = pn.widgets.FloatSlider(name="log10 ε", value=log_eps, format=_eps_formatter(),
+                                   **LOG_EPS, **side)
+    labels = {_label(test, i): i for i in range(n)}
+    w_image = pn.widgets.Select(name="image", options=labels, value=index, **side)
+    status = _steady(pn.pane.Markdown)("", sizing_mode="stretch_width", margin=(0, 10),
+                                       css_classes=["adkit-status"],
+                                       styles={"overflow-wrap": "anywhere"})
+    names = ["image", "map", "detection"] + (["ground truth"] if test is not None else [])
+    views = {name: _steady(pn.pane.PNG)(None, alt_text=name, height=_SIDE, width=_SIDE,
+                                        margin=(0, 5)) for name in names}
+    # the pictures wrap onto a second line where the page is narrow (a notebook beside
+    # JupyterLab's file browser); at 1280 px the four stand in one row
+    pictures = pn.FlexBox(*[pn.Column(pn.pane.Markdown(f"**{name}**", margin=(0, 5)),
+                                      views[name]) for name in names],
+                          flex_wrap="wrap", sizing_mode="stretch_width")
+    notice = _steady(pn.pane.Alert)("", alert_type="warning", visible=False, margin=(5, 10))
+    shown = {}
 
-    def update(*_):
-        res = nested[w_method.value].get(w_prep.value)
-        if res is None:
-            status.object = f"**{w_method.value}** was not run with '{w_prep.value}'."
+    def draw_detection(*_):
+        pics = shown.get("pictures")
+        if pics is None:
             return
         e = 10.0 ** w_eps.value
-        _, text = _status(res, test, w_image.value, e)
-        fig = render_result(res, test, w_image.value, eps=e)
-        figure.object = fig
-        plt.close(fig)
-        status.object = f"**{w_method.value}** ({w_prep.value}) · ε = {e:.3g} · {text}"
+        mask = pics.result[pics.index].segment(eps=e)[0]
+        views["detection"].object = pics.detection(mask)
+        status.object = (f"**{w_method.value}** ({w_prep.value}) · {_eps_text(e)} · "
+                         f"{_detection_text(pics, mask)}"
+                         f"{_false_alarm_text(pics.result, test, e)}")
 
-    for w in (w_method, w_prep, w_eps, w_image):
-        w.param.watch(update, "value")
-    update()
-    controls = pn.Column(f"## {title}", w_method, w_prep, w_eps, w_image, width=320)
-    return pn.Row(controls, pn.Column(status, figure))
+    def draw_image(*_):
+        res = nested[w_method.value].get(w_prep.value)
+        if res is None:
+            shown.pop("pictures", None)
+            ran = ", ".join(f"'{v}'" for v in nested[w_method.value])
+            notice.object = (f"**{w_method.value}** was not run with '{w_prep.value}' "
+                             f"preprocessing: choose {ran}, or another method.")
+            status.object = ""
+            notice.visible, pictures.visible = True, False
+            return
+        pics = shown["pictures"] = _Pictures(res, test, None, w_image.value)
+        views["image"].object = pics.image
+        views["map"].param.update(object=pics.map, width=pics.map_width)
+        if "ground truth" in views:
+            views["ground truth"].object = pics.truth
+        notice.visible, pictures.visible = False, True
+        draw_detection()
+
+    for w in (w_method, w_prep, w_image):
+        w.param.watch(draw_image, "value")
+    w_eps.param.watch(draw_detection, "value")
+    draw_image()
+    controls = pn.Column(f"## {title}", w_method, w_prep, w_eps, w_image, width=300)
+    return pn.Row(controls, pn.Column(status, notice, pictures, sizing_mode="stretch_width"),
+                  sizing_mode="stretch_width")

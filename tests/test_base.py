@@ -53,7 +53,8 @@ def test_constructor_validates():
     with pytest.raises(TypeError):
         ReferenceGaussian(score_sigma="big")
     assert repr(ReferenceGaussian(score_sigma=1.0)) == "ReferenceGaussian(score_sigma=1.0)"
-    assert ReferenceGaussian().get_params() == {"sigma_min": 0.02, "score_sigma": 2.0}
+    assert ReferenceGaussian().get_params() == {"sigma_min": 0.02, "score_sigma": 2.0,
+                                                "nfa_model": "empirical", "n_loo": 32}
 
 
 def test_save_load_round_trip(tmp_path):

@@ -9,8 +9,8 @@ import torch
 
 from adkit.bench import TASKS, run_task
 from adkit.bench.settings import NOTEBOOK_SETTINGS
-from adkit.bench.tasks import (bench_aesc_fit, bench_aesc_step, bench_aesc_train, bench_align, bench_coreset, bench_eps_update,
-                               bench_nfa_segmentation, bench_selfsim_predict, bench_tree)
+from adkit.bench.tasks import (bench_aesc_fit, bench_aesc_step, bench_aesc_train, bench_align,
+                               bench_coreset, bench_eps_update, bench_nfa_segmentation, bench_selfsim_predict, bench_tree)
 from adkit.cli import main
 
 
@@ -23,6 +23,7 @@ def test_bench_align_recovers_known_warps():
 def test_bench_selfsim_functions_return_their_figures():
     a = bench_selfsim_predict(size=64, n_train=4, repeat=1)
     assert a["scales"] == 3 and a["predict_1_s"] > 0 and a["fit_s"] > 0
+    assert all(0 <= a[f"fallback_s{s}"] <= 1 for s in range(3)) and a["fit_cpu_s"] > 0
     b = bench_eps_update(size=64, n_train=4, repeat=3)
     assert 0 < b["eps_update_best_s"] <= b["eps_update_s"]
 
@@ -70,7 +71,7 @@ def test_bench_aesc_step_times_each_layout_and_thread_count():
 
 def test_tasks_take_only_the_options_they_know():
     assert set(TASKS) == {"reference", "synthetic", "align", "selfsim", "eps", "coreset",
-                          "knn", "nfa", "aesc", "aesc_fit", "aesc_step"}
+                          "knn", "nfa", "aesc", "aesc_notebook", "aesc_step"}
     row = run_task("coreset", size=32, n=200, d=8)     # bench_coreset has no size
     assert row["task"] == "coreset" and row["n"] == 200 and row["same_selection"]
     assert row["total_s"] > 0 and row["peak_MB"] > 10

@@ -71,3 +71,61 @@ def test_clear_errors():
         false_alarm_curve(np.full((1, 4, 4), np.nan))
     with pytest.raises(ValueError, match="at least"):
         Calibrated(ReferenceGaussian()).fit(np.zeros((2, 16, 16, 3), np.float32))
+
+
+def test_calibration_is_honest_about_its_range():
+    """Issue 14 item 4: with n held-out normal images F is measured down to 1/n and
+    extrapolated below; fit warns when n < 10, the measured range is exposed, and an ε
+    below 1/n is flagged as extrapolated (result.extrapolated, a warning from segment)."""
+    import warnings
+
+    from adkit.models.base import AnomalyResult, ExtrapolationWarning
+    from adkit.models.calibrated import MIN_HOLDOUT_IMAGES
+    train, test = adkit.data.load("synthetic/nut", n_train=20, n_test=6, size=48, seed=1)
+    assert MIN_HOLDOUT_IMAGES == 10
+    with pytest.warns(UserWarning, match=r"only 4 held-out normal images.*1/4 = 0.25.*"
+                                         r"at least 10"):
+        few = Calibrated(ReferenceGaussian()).fit(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        det = Calibrated(ReferenceGaussian(), holdout=0.5).fit(train)   # 10 held out
+    assert det.n_holdout_ == 10 and det.eps_min_ == pytest.approx(0.1)
+    lo, hi = det.curve_.measured_range
+    assert lo == pytest.approx(0.1) and hi >= 1
+    assert det.curve_.extrapolated(0.05) and not det.curve_.extrapolated(0.1)
+    res = det.predict(test)
+    assert res.extras["eps_min"] == pytest.approx(0.1)
+    assert res.extras["n_calibration_images"] == 10
+    assert res.extrapolated(np.float32(0.01)) and not res.extrapolated(1)
+    assert res[:2].extrapolated(0.01)                      # indexing keeps it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res.segment(0.1), res.segment(1.0), det.threshold(0.5)
+    with pytest.warns(ExtrapolationWarning, match=r"eps below 0.1 is extrapolated.*10 "
+                                                  r"held-out normal images"):
+        masks = res.segment(0.01)
+    assert masks.shape == res.maps.shape                   # still answered
+    with pytest.warns(ExtrapolationWarning):
+        det.threshold(0.01)
+    # a result of a method's own NFA is never "extrapolated"
+    own = AnomalyResult(res.maps, res.scores, res.log_nfa)
+    assert not own.extrapolated(1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        own.segment(1e-9)
+    # the coarse calibration flags more of the ε range; a loaded model keeps its range
+    assert few.predict(test).extrapolated(0.2) and not res.extrapolated(0.2)
+    import os
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        again = Calibrated.load(det.save(os.path.join(d, "c")))
+    assert again.eps_min_ == det.eps_min_ and again.predict(test).extrapolated(0.05)
+
+
+def test_docstrings_say_what_f_is():
+    import adkit.contrario.calibration as cal
+    import adkit.models.calibrated as calibrated
+    for mod in (cal, calibrated):
+        doc = " ".join(mod.__doc__.split())
+        assert "exactly the NFA" not in doc and "empirical estimate" in doc
+        assert "1/n" in doc and "extrapolated" in doc

@@ -52,3 +52,19 @@ def test_compare_calibrates_methods_without_a_background_model():
     assert all(r.log_nfa is not None for r in results["reference"].values())
     assert [r["preprocessing"] for r in rows] == ["none", "midway"]
     assert {"image_auroc", "miou", "false_alarms_per_good_image", "fit_s"} <= set(rows[0])
+
+
+@pytest.mark.parametrize("address, warned", [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_dashboard_warns_when_it_listens_beyond_this_machine(monkeypatch, capsys, address,
+                                                             warned):
+    import panel as pn
+    served = {}
+    monkeypatch.setattr(pn, "serve", lambda app, **kw: served.update(kw, app=app))
+    assert main(["dashboard", "--data", "synthetic/pill", "--size", "48", "--n-train", "12",
+                 "--n-test", "6", "--address", address, "--port", "5999"]) == 0
+    err = capsys.readouterr().err
+    assert ("beyond this machine" in err) == warned
+    assert served["address"] == address and served["port"] == 5999
+    # from other machines the page comes under this machine's own name: any origin
+    assert (served["websocket_origin"] == ["*"]) == warned
+    assert served["app"]().objects              # a dashboard per session

@@ -1,67 +1,27 @@
-"""The comparison dashboard served on 127.0.0.1 and driven by headless Chromium.
-
-Needs Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs it)
-and Playwright from PyPI (a test dependency), which drives that browser: no browser
-download. Outside CI, without a Chromium, the test is skipped with that reason; in
-CI (``ADKIT_REQUIRE_BROWSER=1``) a missing browser is a failure.
-"""
-import os
+"""The comparison dashboard served by ``python -m adkit dashboard`` on 127.0.0.1, driven by
+headless Chromium (see ``browser_support``): it renders offline, fits a 1280×800 screen,
+and its ε slider redraws the detection; the latency of that redraw is printed."""
 import re
-import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ARTIFACTS = Path(os.environ.get("ADKIT_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
-
-
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("ADKIT_REQUIRE_BROWSER"):
-        pytest.fail("no Chromium found: install Debian's chromium package (apt-get install "
-                    "chromium) to run the browser test.")
-    pytest.skip("no Chromium on this machine (apt-get install chromium)")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from browser_support import (ARTIFACTS, RequestLog, free_port, launch, report_latency,
+                             slider_latencies, start, stop, wait_for_http)
 
 
 @pytest.fixture
-def served_dashboard():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "adkit", "dashboard", "--data", "synthetic/pill",
-         "--methods", "reference", "--size", "64", "--n-train", "24", "--n-test", "8",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def served_dashboard(tmp_path):
+    port, log = free_port(), tmp_path / "dashboard.log"
+    proc = start([sys.executable, "-m", "adkit", "dashboard", "--data", "synthetic/pill",
+                  "--methods", "reference", "--size", "64", "--n-train", "24", "--n-test", "8",
+                  "--port", str(port)], log)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"the dashboard did not start:\n{proc.stdout.read()}")
-            time.sleep(0.5)
+    up = wait_for_http(url, proc, log)
+    print(f"[dashboard] python -m adkit dashboard answered after {up:.1f} s")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
 
 
 def _area(page) -> float:
@@ -71,27 +31,38 @@ def _area(page) -> float:
     return float(re.search(r"detected area: ([0-9.]+)%", text).group(1))
 
 
-def test_moving_eps_changes_the_detected_area(served_dashboard):
-    browser_path = _chromium()
+def test_dashboard_offline_fits_the_screen_and_eps_redraws_the_detection(served_dashboard):
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path,
-                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
-        page = browser.new_page(viewport={"width": 1200, "height": 700})
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        requests = RequestLog(page)
+        t0 = time.perf_counter()
         page.goto(served_dashboard)
         page.get_by_text(re.compile(r"detected area: ")).first.wait_for(timeout=60_000)
+        print(f"[dashboard] first page shown {time.perf_counter() - t0:.1f} s after the request")
+        # it opens on a defective image on which something is detected
         before = _area(page)
-        # the dashboard opens on a defective image at ε = 1: something is detected
         assert before > 0
-        # the ε slider: focus its handle and lower log10 ε with the keyboard
-        handle = page.locator(".noUi-handle").nth(0)
-        handle.focus()
-        for _ in range(12):                      # 12 steps of 0.25: ε = 1e-3
+        # the four pictures and the status line fit the screen
+        for name in ("image", "map", "detection", "ground truth"):
+            box = page.locator(f'img[alt="{name}"]').bounding_box()
+            assert box is not None, f"no {name} picture"
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 1280, (name, box)
+            assert box["y"] + box["height"] <= 800, (name, box)
+        status = page.get_by_text(re.compile(r"detected area: ")).first.bounding_box()
+        assert status["x"] + status["width"] <= 1280, status
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
+        # the ε slider: focus its handle; each right arrow raises log10 ε by one step
+        handle = page.locator(".noUi-handle").first
+        latencies = slider_latencies(page, handle, 'img[alt="detection"]', key="ArrowRight")
+        report_latency("served dashboard (python -m adkit dashboard)", latencies)
+        for _ in range(5 + 12):                  # back, then 12 steps of 0.25 below ε = 1
             handle.press("ArrowLeft")
-        # wait for the server round trip to show the new ε
         page.get_by_text(re.compile(r"ε = 0\.001 ")).first.wait_for(timeout=30_000)
         after = _area(page)
-        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-eps-0.001.png"))
         browser.close()
+    requests.check()
     assert after < before, (before, after)

@@ -26,7 +26,8 @@ ROOT = pathlib.Path(adkit.__file__).parent
 LAYER = {
     # low-level core: conventions, checks, the estimator contract
     "adkit": "core", "adkit._lazy": "core", "adkit.checks": "core",
-    "adkit.torch_utils": "core", "adkit.estimator": "core",
+    "adkit.torch_utils": "core", "adkit.estimator": "core", "adkit.memo": "core",
+    "adkit.params": "core",
     # low-level shared machinery, used by every method that needs it
     "adkit.features": "shared", "adkit.backbone": "shared", "adkit.coreset": "shared",
     "adkit.neighbors": "shared", "adkit.training": "shared", "adkit.nets": "shared",
@@ -41,6 +42,8 @@ LAYER = {
     "adkit.widgets": "widgets",
     # on top
     "adkit.bench": "top", "adkit.cli": "top", "adkit.__main__": "top",
+    # the lessons' exercises check a student's function against any layer's function
+    "adkit.exercises": "top",
 }
 
 #: the layers each layer may import (its own included)
@@ -60,11 +63,7 @@ MAY_IMPORT = {
 
 #: known exceptions, each with the reason; the test fails when one is no longer needed
 EXEMPT_IMPORTS: dict = {}
-EXEMPT_PRIVATE = {
-    # widgets.render_result borrows viz's lazy pyplot import (widgets.py is being reworked
-    # elsewhere: import matplotlib.pyplot there, then remove this line)
-    ("adkit.widgets", "adkit.viz._plt"): "lazy pyplot import",
-}
+EXEMPT_PRIVATE: dict = {}
 
 #: underscore names that are public API of the standard library's namedtuple
 NAMEDTUPLE_API = {"_replace", "_make", "_fields", "_asdict", "_field_defaults"}

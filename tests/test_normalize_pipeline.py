@@ -34,7 +34,7 @@ def test_midway_and_alignment_raise_the_reference_auroc(pill):
 def test_pipeline_of_the_three_steps_saves_and_loads(pill, tmp_path):
     train, test = pill
     train_x, test_x = train.images[:10, ::2, ::2], test.images[:6, ::2, ::2]
-    steps = [BackgroundCleanup(gray_range=(0, 100)), Midway(), Align(progress=False)]
+    steps = [BackgroundCleanup(gray_range=(0, 100 / 255)), Midway(), Align(progress=False)]
     assert all(isinstance(s, Transform) for s in steps)
     pipe = Pipeline(steps, ReferenceGaussian()).fit(train_x)
     res = pipe.predict(test_x)

@@ -78,12 +78,12 @@ def pill():
 def _estimators():
     dets = {m: getattr(adkit.models, METHODS[m])(**FAST[m]) for m in sorted(METHODS)}
     steps = {"midway": Midway(), "align": Align(progress=False),
-             "background": BackgroundCleanup(gray_range=(0, 100)),
+             "background": BackgroundCleanup(gray_range=(0, 100 / 255)),
              "n2n": N2N(epochs=1, crop=32, progress=False)}
     composites = {
         "pipeline": Pipeline([Midway(), Align(progress=False)], ReferenceGaussian()),
         "calibrated_knn": Calibrated(KNN()),
-        "calibrated_pipeline": Calibrated(Pipeline([BackgroundCleanup(gray_range=(0, 100))],
+        "calibrated_pipeline": Calibrated(Pipeline([BackgroundCleanup(gray_range=(0, 100 / 255))],
                                                    ReferenceGaussian()), seed=1),
     }
     return {**dets, **steps, **composites}
@@ -151,7 +151,10 @@ def test_every_estimator_loads_in_a_fresh_interpreter(pill, tmp_path):
     with np.load(tmp_path / "out.npz") as f:
         for name, outs in expected.items():
             for k, v in outs.items():
-                np.testing.assert_array_equal(f[f"{name}/{k}"], v, err_msg=f"{name}/{k}")
+                # a fresh interpreter may run torch's kernels on another number of threads,
+                # whose float sums differ in the last bits: equal to float32 rounding
+                np.testing.assert_allclose(f[f"{name}/{k}"], v, rtol=1e-5, atol=1e-6,
+                                           err_msg=f"{name}/{k}")
 
 
 def test_the_header_names_each_class_and_its_module(tmp_path):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from adkit.models import AnomalyResult, Pipeline, ReferenceGaussian
-from adkit.models.selfsim import SelfSimilarity, rethreshold
+from adkit.models.selfsim import SelfSimilarity, rethreshold, scale_log_nfa
 
 
 
@@ -34,12 +34,18 @@ def fitted():
 def test_detects_defects_and_nothing_on_normal_images(fitted):
     det, res, test = fitted
     assert res.maps.shape == (4, 96, 96) and res.log_nfa.shape == (4, 96, 96)
+    from adkit.metrics import false_alarms_per_image
     seg = res.segment(1.0)
     assert seg[1, 40:52, 30:44].mean() > 0.5
     assert seg[3, 60:66, 60:80].mean() > 0.5
-    assert seg[0].sum() == 0 and seg[2].sum() == 0          # ε = 1: no false alarm here
-    assert res.scores[0] == 0 and res.scores[2] == 0
-    assert min(res.scores[1], res.scores[3]) > 0
+    # ε = 1: about one false region per normal image (a few pixels), none at ε = 1e-2,
+    # where both defects are still found
+    assert false_alarms_per_image(seg[[0, 2]]) <= 3
+    seg = res.segment(1e-2)
+    assert seg[0].sum() == 0 and seg[2].sum() == 0
+    assert seg[1, 40:52, 30:44].mean() > 0.5 and seg[3, 60:66, 60:80].mean() > 0.5
+    # the image score (the paper's s_ra) ranks the defects first
+    assert min(res.scores[1], res.scores[3]) > max(res.scores[0], res.scores[2])
     # the residual map is high on the defects
     assert res.maps[1, 40:52, 30:44].mean() > 5 * res.maps[0].mean()
 
@@ -53,9 +59,10 @@ def test_per_scale_residuals_and_multiscale_product(fitted):
         r = res.extras[f"residual_s{s}"]
         f = res.extras[f"normalized_s{s}"]
         assert r.shape == f.shape == (4, hs, hs, 3)
-        # f = |(r − E r)/σ_r| per image and channel
-        np.testing.assert_allclose(f[0], np.abs((r[0] - r[0].mean((0, 1))) / r[0].std((0, 1))),
-                                   rtol=1e-3, atol=1e-3)
+        # f = |(r − med r)/(1.4826·MAD r)| per image and channel
+        med = np.median(r[0], (0, 1))
+        mad = 1.4826 * np.median(np.abs(r[0] - med), (0, 1))
+        np.testing.assert_allclose(f[0], np.abs((r[0] - med) / mad), rtol=1e-3, atol=1e-3)
         t = torch.from_numpy(np.sqrt((r ** 2).sum(-1)))[:, None]
         prod *= torch.nn.functional.interpolate(t, size=(96, 96), mode="bilinear",
                                                 align_corners=False)[:, 0].numpy()
@@ -65,7 +72,43 @@ def test_per_scale_residuals_and_multiscale_product(fitted):
 
 
 def test_log_nfa_is_the_vote_rule(fitted):
+    """Empirical model: detected pixels are those whose vote statistic (the N_v-th
+    smallest per-scale log NFA) is below one level, i.e. the vote map b^MS at a
+    per-scale level ε' set by the measured law of the vote."""
+    from adkit.contrario.gaussian import log_nfa_gaussian
     det, res, _ = fitted
+    logs = np.stack([scale_log_nfa(res)[s] for s in (0, 1, 2)])
+    # the score's vote map is the paper's: |(r − E r)/σ_r| standard normal, N = 3·Σ H_s·W_s
+    n_g = 3 * (96 * 96 + 48 * 48 + 24 * 24)
+    paper = []
+    for s in (0, 1, 2):
+        r = res.extras[f"residual_s{s}"]
+        f = np.abs((r - r.mean((1, 2), keepdims=True)) / r.std((1, 2), keepdims=True)).max(-1)
+        t = torch.from_numpy(log_nfa_gaussian(f, n_g))[:, None]
+        paper.append(torch.nn.functional.interpolate(t, size=(96, 96), mode="bilinear",
+                                                     align_corners=False)[:, 0].numpy())
+    for eps in [1e-3, 1e-1, 1.0, 10.0]:
+        for nv in (1, 2, 3):
+            r2 = rethreshold(res, eps, nv)
+            v = np.sort(logs, 0)[nv - 1]
+            seg = r2.segment(eps)
+            if seg.any() and (~seg).any():
+                assert v[seg].max() <= v[~seg].min()
+            votes = (np.stack(paper) < np.log10(eps)).sum(0) >= nv
+            np.testing.assert_allclose(r2.scores, (votes * r2.maps).reshape(4, -1).sum(1),
+                                       rtol=1e-4)
+            model = res.extras["background"].vote_model((0, 1, 2), nv)
+            assert r2.extras["n_tests"] == pytest.approx(model.n_tests)
+    # the effective number of tests is below the number of pixels: neighbours are correlated
+    assert res.extras["n_tests"] < 96 * 96
+
+
+def test_gaussian_log_nfa_is_the_vote_rule():
+    """The paper's model: N = 3·Σ_s H_s·W_s tests, |f| standard normal per scale."""
+    train = _texture(10, seed=0)
+    test = _texture(4, seed=1)
+    det = SelfSimilarity(progress=False, nfa_model="gaussian", n_loo=4).fit(train)
+    res = det.predict(test)
     n_tests = 3 * (96 * 96 + 48 * 48 + 24 * 24)
     assert res.extras["n_tests"] == n_tests
     assert res.log_nfa.max() <= np.log10(n_tests) + 1e-4
@@ -94,7 +137,10 @@ def test_rethreshold_matches_predict_and_is_monotone(fitted):
     counts = [rethreshold(res, eps, 2).segment(eps).sum() for eps in [1e-5, 1e-2, 1, 100]]
     assert counts == sorted(counts) and counts[-1] > counts[0]
     one = rethreshold(res, 1.0, 1, scales=(0,))
-    assert one.extras["n_tests"] == 3 * 96 * 96 and one.extras["used_scales"] == (0,)
+    assert one.extras["used_scales"] == (0,)
+    # one scale, one vote: the vote statistic is that scale's own NFA, re-measured
+    assert one.extras["n_tests"] == pytest.approx(
+        res.extras["background"].vote_model((0,), 1).n_tests)
     with pytest.raises(ValueError, match="n_votes"):
         rethreshold(res, 1.0, 3, scales=(0, 1))
     with pytest.raises(ValueError, match="were not computed"):
@@ -204,3 +250,44 @@ def test_n2n_improves_selfsim_on_speckled_pills(pill):
     p_ref = pixel_auroc(test.masks, ref.maps)
     assert pixel_auroc(test.masks, bare.maps) > p_ref + 0.05
     assert pixel_auroc(test.masks, norm.maps) > p_ref + 0.05
+
+
+# -- ε means ε: the measured background model (issue 14) --------------------------------------
+@pytest.mark.parametrize("name", ["synthetic/pill", "textures/brick"])
+def test_own_nfa_gives_about_eps_false_regions_on_unseen_normal_images(name):
+    """At ε = 1, about one false region (8-connected) per normal image the method did not
+    see: within a factor 3, with the default (leave-one-out) background model. Measured
+    at these settings (seeds 0, 1): pill 1.25, 0.83; brick 1.67, 0.83; at 128 px with 40
+    training images the eight embedded datasets give 0.23-1.75 (grass the lowest)."""
+    from adkit.data import load
+    from adkit.metrics import false_alarms_per_image
+    train, test = load(name, n_train=16, n_test=24, size=96, seed=0, anomaly_ratio=0.0)
+    det = SelfSimilarity(progress=False).fit(train.images)
+    res = det.predict(test.images)
+    fa = false_alarms_per_image(res.segment(1.0))
+    assert 1 / 3 <= fa <= 3, fa
+    # the slider moves the count with ε: fewer at 0.1, more at 10 (rethreshold only)
+    lo = false_alarms_per_image(rethreshold(res, 0.1, det.n_votes).segment(0.1))
+    hi = false_alarms_per_image(rethreshold(res, 10.0, det.n_votes).segment(10.0))
+    assert lo < fa < hi, (lo, fa, hi)
+    # correlated neighbouring pixels: far fewer effective tests than pixels
+    assert res.extras["n_tests"] < 96 * 96
+
+
+def test_inverted_file_fallback_and_its_round_trip(monkeypatch, tmp_path):
+    """Above FLAT_MAX training patches the global search is an inverted file (faiss
+    IVF): it is fitted, used (the fallback rate is reported) and saved with its
+    centroids, so that the loaded model gives the same maps."""
+    import adkit.models.selfsim as ss
+    monkeypatch.setattr(ss, "FLAT_MAX", 2000)
+    train = _texture(10, size=64, seed=0)
+    test = _texture(2, size=64, seed=1)
+    test[0, 20:30, 20:30] = 0.9
+    det = SelfSimilarity(progress=False, scales=(0, 1), n_votes=1).fit(train)
+    assert det._index[0].centroids is not None                  # 10·29² > 2000 patches
+    res = det.predict(test)
+    assert res.extras["fallback_rate"].shape == (2, 2)
+    assert 0 < res.extras["fallback_rate"][0, 0] <= 1
+    back = SelfSimilarity.load(det.save(tmp_path / "ivf"))
+    np.testing.assert_array_equal(back._index[0].centroids, det._index[0].centroids)
+    np.testing.assert_allclose(back.predict(test).maps, res.maps, rtol=1e-5, atol=1e-9)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 import adkit
 from adkit import widgets
@@ -11,22 +12,80 @@ def _result(n=3, size=16):
     return AnomalyResult(maps, maps.max((1, 2)), log_nfa=-10 * maps)
 
 
-def test_explore_eps_slider_changes_the_detection():
+class _Test:
+    """The parts of a Split the viewers read."""
+
+    def __init__(self, labels, size=16):
+        n = len(labels)
+        self.labels = np.asarray(labels)
+        self.images = np.full((n, size, size, 3), 0.5, np.float32)
+        self.masks = np.zeros((n, size, size), bool)
+        self.masks[self.labels == 1, 2:5, 2:5] = True
+        self.names = [f"img{i}" for i in range(n)]
+        self.defect_types = ["crack" if y else "good" for y in self.labels]
+
+
+def _spot_result(spots, size=16):
+    """log NFA 0 everywhere but -k on one pixel of the images listed in ``spots``
+    ({index: k}): image i is detected for log10 ε > -k."""
+    n = 4
+    log_nfa = np.zeros((n, size, size), np.float32)
+    for i, k in spots.items():
+        log_nfa[i, 3, 3] = -k
+    return AnomalyResult(-log_nfa, -log_nfa.min((1, 2)), log_nfa=log_nfa)
+
+
+def test_opening_is_a_defective_image_on_which_something_is_detected():
+    test = _Test([0, 1, 1, 1])
+    # image 0 is good, 1 shows nothing at ε = 1, 2 does
+    assert widgets.opening(_spot_result({0: 5, 2: 3}), test, eps=1.0) == (2, 0.0)
+    # nothing on any defective image at ε = 1e-4: the highest-scoring one, at the
+    # smallest ε of the slider grid that detects something on it
+    assert widgets.opening(_spot_result({2: 1.0, 3: 2.0}), test, eps=1e-4) == (3, -1.75)
+    # without a test split every image is a candidate
+    assert widgets.opening(_spot_result({0: 5}), None, eps=1.0)[0] == 0
+
+
+def test_explore_moves_log10_eps_and_redraws_only_the_detection():
     res = _result()
     w = widgets.explore(res, images=np.zeros((3, 16, 16, 3), np.float32))
-    image, level = w.children[0].children
-    assert level.description == "ε"
-    before = res[0].segment(eps=level.value).sum()
-    level.value = 1e-8
-    after = res[0].segment(eps=level.value).sum()
-    assert after < before
-    image.value = 2   # redraws without error
+    controls, status, pictures = w.children
+    image, level, readout = controls.children
+    assert level.description == "log10 ε"
+    assert (level.min, level.max, level.step) == (widgets.LOG_EPS["start"],
+                                                 widgets.LOG_EPS["end"], widgets.LOG_EPS["step"])
+    assert readout.value == f"ε = {10 ** level.value:.2g}"
+    views = [box.children[1] for box in pictures.children]
+    assert len(views) == 3                       # image, map, detection: no ground truth
+    before = [v.value for v in views]
+    area = res[image.value].segment(eps=10 ** level.value).mean()
+    level.value = -6.0
+    after = [v.value for v in views]
+    assert after[0] is before[0] and after[1] is before[1]   # image and map untouched
+    assert after[2] != before[2]                              # the detection redrawn
+    assert readout.value == "ε = 1e-06"
+    assert res[image.value].segment(eps=1e-6).mean() < area
+    shown = res[image.value].segment(eps=1e-6).mean()
+    assert f"detected area: {100 * shown:.3f}%" in status.value
+    image.value = (image.value + 1) % 3          # a new image redraws its map
+    assert views[1].value != before[1]
 
 
 def test_explore_threshold_when_no_log_nfa():
     res = AnomalyResult(_result().maps, np.zeros(3))
     w = widgets.explore(res)
     assert w.children[0].children[1].description == "threshold"
+
+
+def test_explore_opens_on_a_detected_defect_with_ground_truth():
+    test = _Test([0, 1, 1, 1])
+    w = widgets.explore(_spot_result({2: 3}), test)
+    controls, status, pictures = w.children
+    image, level, readout = controls.children
+    assert image.value == 2 and level.value == 0.0
+    assert "1 region(s)" in status.value
+    assert [b.children[0].value for b in pictures.children] == [
+        "<b>image</b>", "<b>map</b>", "<b>detection</b>", "<b>ground truth</b>"]
 
 
 def test_dataset_explorer_and_render():
@@ -37,18 +96,73 @@ def test_dataset_explorer_and_render():
     train, test = adkit.data.load("synthetic/pill", n_train=2, n_test=2, size=64)
     fig = widgets.render_result(_result(2, 64), test, index=1)
     assert "pixels" in fig._suptitle.get_text()
+    # image, map, its colorbar, detection, ground truth
+    assert len(fig.axes) == 5
+
+
+def _dashboard_parts(app):
+    controls, view = app.objects
+    by_name = {getattr(w, "name", ""): w for w in controls.objects}
+    status, notice, pictures = view.objects
+    return by_name, status, notice, pictures
 
 
 def test_dashboard_needs_a_meaningful_eps_and_updates_its_status():
-    import pytest
     res = _result()
     no_nfa = AnomalyResult(res.maps, res.scores)
     with pytest.raises(ValueError, match="Calibrated"):
         widgets.dashboard({"x": no_nfa})
     app = widgets.dashboard({"a": res, "b": {"none": res, "midway": res}})
-    controls, view = app.objects
-    eps = next(w for w in controls.objects if getattr(w, "name", "") == "log10 ε")
-    status = view.objects[0]
-    before = status.object
+    w, status, notice, pictures = _dashboard_parts(app)
+    eps = w["log10 ε"]
+    assert (eps.start, eps.end, eps.step) == (widgets.LOG_EPS["start"], widgets.LOG_EPS["end"],
+                                              widgets.LOG_EPS["step"])
+    views = [col.objects[1] for col in pictures.objects]
+    before_status, before = status.object, [v.object for v in views]
     eps.value = -5.0
-    assert status.object != before and "ε = 1e-05" in status.object
+    assert status.object != before_status and "ε = 1e-05" in status.object
+    after = [v.object for v in views]
+    assert after[0] is before[0] and after[1] is before[1] and after[2] != before[2]
+
+
+def test_dashboard_opens_on_a_detection_and_shows_a_notice_for_a_missing_variant():
+    test = _Test([0, 1, 1, 1])
+    res = _spot_result({2: 3})
+    app = widgets.dashboard({"a": {"none": res, "midway": res}, "b": res}, test)
+    w, status, notice, pictures = _dashboard_parts(app)
+    assert w["image"].value == 2 and w["log10 ε"].value == 0.0
+    assert "1 region(s)" in status.object and pictures.visible and not notice.visible
+    assert len(pictures.objects) == 4            # image, map, detection, ground truth
+    w["preprocessing"].value = "midway"
+    w["method"].value = "b"                      # b was run without preprocessing only
+    assert notice.visible and not pictures.visible
+    assert "not run with 'midway'" in notice.object and status.object == ""
+    w["preprocessing"].value = "none"
+    assert pictures.visible and not notice.visible and "**b** (none)" in status.object
+
+
+def _png_pixels(data):
+    import io
+
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_the_detection_picture_is_a_cyan_outline_and_the_truth_a_green_one():
+    from adkit import viz
+    test = _Test([0, 1, 1, 1])
+    res = _spot_result({2: 3})
+    w = widgets.explore(res, test)
+    views = [box.children[1] for box in w.children[2].children]
+    cyan = np.round(np.asarray(viz.DETECTION_COLOR) * 255).astype(int)
+    green = np.round(np.asarray(viz.TRUTH_COLOR) * 255).astype(int)
+    detection, truth = _png_pixels(views[2].value), _png_pixels(views[3].value)
+    assert (detection == cyan).all(-1).sum() == 8          # the ring around the one pixel
+    assert (truth == green).all(-1).sum() == 16            # around the 3×3 defect
+    assert not (detection == green).all(-1).any()
+    # the static figure draws the same pictures, the map with its colorbar
+    fig = widgets.render_result(res, test, index=2, eps=1.0)
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    det = np.asarray(panels["detection"].get_images()[0].get_array())
+    assert np.isclose(det, viz.DETECTION_COLOR).all(-1).sum() == 8
+    assert len(fig.axes) == 5 and fig.get_figwidth() * fig.dpi >= viz.MIN_FIGURE_WIDTH

@@ -12,15 +12,15 @@ images, one ε-slider update); see :data:`TASKS`.
 
 Modules: :mod:`adkit.bench.tasks` holds every micro-task (a ``bench_*`` function each),
 :mod:`adkit.bench.settings` the settings of the lessons that a benchmark reproduces.
-The method modules know nothing of benchmarks or notebooks.
+The method modules know nothing of benchmarks or notebooks. :mod:`adkit.bench.grid` runs
+the whole grid (methods × datasets × seeds), resumable, sequentially or on a Dask cluster,
+and :mod:`adkit.bench.report` summarizes its results file.
 """
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
@@ -35,18 +35,25 @@ __all__ = ["make_detector", "compare", "bench_one", "bench", "format_table", "TA
 STEPS = {"midway": "Midway", "align": "Align", "background": "BackgroundCleanup", "n2n": "N2N"}
 
 
-def make_detector(method: str, params: dict | None = None, steps=()):
+def make_detector(method: str, params: dict | None = None, steps=(), progress=None):
     """Build a detector from its CLI name (see ``adkit.models.METHODS``), wrapped in a
-    Pipeline when normalization ``steps`` (CLI names, see :data:`STEPS`) are given."""
+    Pipeline when normalization ``steps`` (CLI names, see :data:`STEPS`) are given.
+    ``progress`` (when not None) goes to the detector and the steps that show a bar."""
     from .. import models, normalize
     if method not in models.METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(models.METHODS)}.")
-    det = getattr(models, models.METHODS[method])(**(params or {}))
+
+    def build(cls, kw):
+        if progress is not None and "progress" in inspect.signature(cls).parameters:
+            kw = {"progress": progress, **kw}
+        return cls(**kw)
+
+    det = build(getattr(models, models.METHODS[method]), dict(params or {}))
     if steps:
         bad = [s for s in steps if s not in STEPS]
         if bad:
             raise ValueError(f"unknown step(s) {bad}; choose from {sorted(STEPS)}.")
-        det = models.Pipeline([getattr(normalize, STEPS[s])() for s in steps], det)
+        det = models.Pipeline([build(getattr(normalize, STEPS[s]), {}) for s in steps], det)
     return det
 
 
@@ -135,9 +142,15 @@ def _peak_mb() -> float:
 
 def bench_one(method: str, data: str, params: dict | None = None, steps=(),
               size: int | None = None, n_train: int | None = None, n_test: int | None = None,
-              seed: int = 0, root: str | None = None, eps: float = 1.0) -> dict:
-    """Fit and predict one method on one dataset in this process; returns a row dict."""
+              seed: int = 0, root: str | None = None, eps: float = 1.0,
+              progress: bool = True) -> dict:
+    """Fit and predict one method on one dataset in this process; returns a row dict.
+
+    ``seed`` draws the data and seeds the detector too where it has a ``seed`` keyword
+    (unless ``params`` sets it), so that seeds of a grid differ also on real data.
+    ``progress=False`` hides the progress bars of the reader and of the detector."""
     from .. import data as D
+    from .. import models
     kw = {"seed": seed}
     if size is not None:
         kw["size"] = size
@@ -147,8 +160,14 @@ def bench_one(method: str, data: str, params: dict | None = None, steps=(),
         kw["n_test"] = n_test
     if root is not None:
         kw["root"] = root
+    if not progress and data.partition("/")[0] in ("mvtec", "folder"):
+        kw["progress"] = False         # the readers of files show a bar
     train, test = D.load(data, **kw)
-    det = make_detector(method, params, steps)
+    params = dict(params or {})
+    cls = getattr(models, models.METHODS.get(method, ""), None)
+    if cls is not None and "seed" in inspect.signature(cls).parameters:
+        params.setdefault("seed", seed)
+    det = make_detector(method, params, steps, progress=None if progress else False)
     t0 = time.perf_counter()
     det.fit(train)
     t1 = time.perf_counter()
@@ -163,21 +182,24 @@ def bench_one(method: str, data: str, params: dict | None = None, steps=(),
     return row
 
 
-def bench(methods, datasets, **kw) -> list[dict]:
-    """Run :func:`bench_one` for every (method, dataset) pair, each in a subprocess."""
-    rows = []
-    for data in datasets:
-        for method in methods:
-            args = json.dumps({"method": method, "data": data, **kw})
-            proc = subprocess.run([sys.executable, "-m", "adkit", "_bench_one", args],
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                err = proc.stderr.strip().splitlines()
-                rows.append({"method": method, "data": data,
-                             "error": err[-1] if err else f"exit {proc.returncode}"})
-                continue
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return rows
+def bench(methods, datasets, params: dict | None = None, seeds=None, **kw) -> list[dict]:
+    """Run :func:`bench_one` for every (method, dataset) pair (and seed), each in a fresh
+    subprocess, one after another; returns the rows of :func:`adkit.bench.grid.run_cell`.
+
+    ``params`` go to every method; other keywords (``steps``, ``size``, ``n_train``,
+    ``n_test``, ``root``, ``eps``, ``seed``) to :func:`adkit.bench.grid.make_cells`, and
+    ``results``, ``scheduler``... to :func:`adkit.bench.grid.run_grid` (a Dask cluster
+    instead of subprocesses, a resumable results file)."""
+    from . import grid
+    run_kw = {k: kw.pop(k) for k in ("results", "scheduler", "scheduler_file", "client",
+                                     "workers", "threads", "dashboard_address",
+                                     "retry_failed", "progress", "log") if k in kw}
+    run_kw.setdefault("progress", False)
+    run_kw.setdefault("log", None)
+    seed = kw.pop("seed", 0)
+    cells = grid.make_cells(methods, datasets, seeds=[seed] if seeds is None else seeds,
+                            params=params, **kw)
+    return grid.run_grid(cells, **run_kw)
 
 
 def format_table(rows: list[dict]) -> str:

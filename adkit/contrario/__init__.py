@@ -10,7 +10,8 @@ in log10 to stay finite far in the tails.
   (U-Flow): the paper's χ² test with one count of all polyominoes, and the test with
   the count per region size.
 - :mod:`.null`: background laws estimated on normal data (empirical law with a
-  generalized Pareto tail, per-position scale, correlation of neighbouring cells).
+  generalized Pareto tail, per-position scale, correlation of neighbouring cells; for
+  pixel maps, the extremal index as the effective number of tests).
 """
 from .._lazy import lazy
 
@@ -26,6 +27,7 @@ _MAP = {
     "effective_cells": ".null",
     "false_alarm_curve": ".calibration", "FalseAlarmCurve": ".calibration",
     "calibrated_log_nfa": ".calibration",
+    "robust_normalize": ".null", "extremal_index": ".null", "PixelBackground": ".null",
 }
 __all__ = sorted(_MAP)
 __getattr__, __dir__ = lazy(__name__, _MAP)

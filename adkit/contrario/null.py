@@ -50,6 +50,25 @@ every polyomino (checked numerically in the tests), so
 errs on the side of fewer detections. With κ = 1 (independent cells) it is the
 usual :math:`S(\lambda_R)^{|R|}`.
 
+**Pixel maps** (:class:`PixelBackground`: self-similarity's residuals, the reference
+detector's z-scores). A detection there is a connected region of the pixels whose
+statistic :math:`T(x)` is large, and :math:`\mathrm{NFA}(x) = N \cdot P(T \ge T(x))`
+needs the law of :math:`T` and the number of independent tests N. Both are measured on
+maps of normal images the detector did not fit (leave-one-out residuals of its
+training images): the law by :class:`EmpiricalTail` (its generalized Pareto tail above
+the value exceeded by ``n_tail`` samples), and N from the **extremal index** θ ∈ (0, 1]
+of the map (:func:`extremal_index`): large values of a correlated field come in
+clusters, θ is the inverse of their mean size, and the number of clusters above t in
+an image of H·W pixels is about :math:`\theta H W\, S(t)` [4, 5]. θ is the cluster
+(runs) estimator [5] with 8-connected regions, pooled over the levels that give 1/3 to
+3 regions per map (the ε range that matters)::
+
+    N = θ·H·W,        log10 NFA(x) = log10(θ·H·W) + log10 S(T(x)),
+
+so ``NFA < ε`` keeps about ε false regions per normal image.
+:func:`robust_normalize` is the per-image normalization of such statistics by the
+median and the MAD [6], which a defect does not inflate as it inflates the std.
+
 References
 ----------
 .. [1] V. Vovk, A. Gammerman, G. Shafer, *Algorithmic Learning in a Random World*,
@@ -58,6 +77,12 @@ References
    Statist. 3 (1975); A. Balkema & L. de Haan, Ann. Probab. 2 (1974).
 .. [3] E. Hashorva & J. Hüsler, "On multivariate Gaussian tails", Ann. Inst. Statist.
    Math. 55 (2003).
+.. [4] M. R. Leadbetter, "Extremes and local dependence in stationary sequences",
+   Z. Wahrsch. verw. Gebiete 65 (1983) (the extremal index).
+.. [5] R. L. Smith & I. Weissman, "Estimating the extremal index", J. R. Statist.
+   Soc. B 56 (1994) (the runs and blocks estimators).
+.. [6] P. J. Rousseeuw & C. Croux, "Alternatives to the median absolute deviation",
+   JASA 88 (1993) (1.4826·MAD = σ for a Gaussian).
 """
 from __future__ import annotations
 
@@ -65,7 +90,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EmpiricalTail", "CellBackground", "ar1_kappa", "effective_cells"]
+__all__ = ["EmpiricalTail", "CellBackground", "ar1_kappa", "effective_cells",
+           "robust_normalize", "extremal_index", "PixelBackground"]
 
 _LN10 = np.log(10.0)
 
@@ -132,7 +158,13 @@ class EmpiricalTail:
         r""":math:`\log_{10} P(U \ge x)` under H0 (0 below the smallest normal value)."""
         x = np.asarray(x, dtype=np.float64)
         n = self.sample.size
-        k = n - np.searchsorted(self.sample, x, side="left")          # #{u_i >= x}
+        # #{u_i >= x}; queries searched in sorted order (cache-friendly: 5× faster for
+        # a map of 65 536 values in a sample of a million)
+        flat = x.reshape(-1)
+        order = np.argsort(flat, kind="stable")
+        pos = np.empty(flat.size, np.int64)
+        pos[order] = np.searchsorted(self.sample, flat[order], side="left")
+        k = n - pos.reshape(x.shape)
         emp = np.log10((k + 1.0) / (n + 1.0))
         y = np.maximum(x - self.threshold, 0.0) / self.beta
         if self.xi > 0:
@@ -285,3 +317,117 @@ class CellBackground:
                                 positive=True)
         return cls(scale=scale, tail=tail, rho=state_float(d, "rho", minimum=0.0, maximum=0.95),
                    kappa=state_float(d, "kappa", minimum=1.0))
+
+
+# -- pixel maps: self-similarity's residuals, the reference detector's z-scores ------------
+_MAD_TO_SIGMA = 1.482602218505602      # 1 / Φ⁻¹(3/4)
+
+
+def robust_normalize(r, axis=None, floor: float = 1e-6) -> np.ndarray:
+    r"""``f = (r − med r) / (1.4826 · MAD r)``, MAD = ``med |r − med r|`` [6].
+
+    The median and the MAD are taken over ``axis`` (e.g. ``axis=(0, 1)`` on an (H, W, 3)
+    residual: per channel). For a Gaussian ``r`` it is the usual z-score; a defect that
+    covers less than half of the image neither shifts nor inflates them (it inflates the
+    mean and the std). The scale is floored at ``floor`` (a constant residual).
+    """
+    r = np.asarray(r, dtype=np.float32)
+    med = np.median(r, axis=axis, keepdims=True)
+    mad = np.median(np.abs(r - med), axis=axis, keepdims=True)
+    return ((r - med) / np.maximum(_MAD_TO_SIGMA * mad, floor)).astype(np.float32)
+
+
+def extremal_index(maps, band=(1 / 3, 3.0), n_levels: int = 24) -> float:
+    r"""Extremal index θ of a field from maps of normal images (N, H, W) (see the
+    module): the number of 8-connected components of ``{T > t}`` over the number of
+    pixels above ``t`` [4, 5], pooled (ratio of the sums) over the levels ``t`` that give
+    between ``band[0]`` and ``band[1]`` components per map, or over the level nearest to
+    one per map when none does. The levels are ``n_levels`` quantiles of the pooled
+    values, from 3000 pixels above per map down to one pixel in three maps."""
+    from scipy import ndimage
+    m = np.asarray(maps, dtype=np.float64)
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3 or m.shape[0] == 0:
+        raise ValueError(f"maps must be (N, H, W) maps of normal images, got shape {m.shape}.")
+    n, h, w = m.shape
+    flat = np.sort(m.ravel())
+    above = np.unique(np.round(np.geomspace(min(3000, h * w / 4), 1 / 3, n_levels) * n))
+    above = above[(above >= 1) & (above < flat.size)].astype(int)
+    levels = np.unique(flat[flat.size - 1 - above])
+    eight = np.ones((3, 3), bool)
+    comps = np.array([sum(ndimage.label(x > t, eight)[1] for x in m) for t in levels]) / n
+    pix = (flat.size - np.searchsorted(flat, levels, side="right")) / n
+    ok = (pix > 0) & (comps > 0)
+    if not np.any(ok):
+        return 1.0
+    comps, pix = comps[ok], pix[ok]
+    sel = (comps >= band[0]) & (comps <= band[1])
+    if not np.any(sel):
+        sel = np.abs(np.log(comps)) <= np.min(np.abs(np.log(comps))) + 1e-12
+    return float(np.clip(comps[sel].sum() / pix[sel].sum(), 1e-6, 1.0))
+
+
+@dataclass
+class PixelBackground:
+    r"""Background of a per-pixel statistic map (higher = more anomalous): its law
+    (:class:`EmpiricalTail`) and its effective number of tests ``θ·H·W``
+    (:func:`extremal_index`), so that :math:`\log_{10}\mathrm{NFA}(t) = \log_{10}(\theta
+    H W) + \log_{10} S(t)` (see the module). Use :meth:`fit` on maps of normal images
+    the detector did not fit.
+
+    Attributes
+    ----------
+    tail : EmpiricalTail
+        Law of the statistic of one pixel.
+    theta : float
+        Extremal index, the inverse mean size of a cluster of large values.
+    n_pixels : int
+        H·W of the maps.
+    """
+
+    tail: EmpiricalTail
+    theta: float
+    n_pixels: int
+
+    @classmethod
+    def fit(cls, maps, n_tail: int | None = None) -> "PixelBackground":
+        """Estimate from normal maps (N, H, W). ``n_tail``: samples above the start of
+        the Pareto tail (None: ``max(50, min(500, n/1000))`` of the n pixel values)."""
+        m = np.asarray(maps, dtype=np.float64)
+        if m.ndim == 2:
+            m = m[None]
+        if m.ndim != 3 or m.shape[0] == 0:
+            raise ValueError(f"maps must be (N, H, W) statistic maps of normal images, got "
+                             f"shape {m.shape}.")
+        n = m.size
+        if n < 100:
+            raise ValueError(f"a pixel background needs at least 100 values, got {n}: give "
+                             "more (or larger) normal maps.")
+        k = int(max(50, min(500, n // 1000))) if n_tail is None else int(n_tail)
+        k = int(np.clip(k, 10, n // 2))
+        return cls(tail=EmpiricalTail.fit(m, tail=k / n), theta=extremal_index(m),
+                   n_pixels=int(m.shape[1] * m.shape[2]))
+
+    @property
+    def n_tests(self) -> float:
+        """The effective number of independent tests ``θ·H·W``."""
+        return self.theta * self.n_pixels
+
+    def log_nfa(self, t) -> np.ndarray:
+        """log10 NFA of statistic values ``t`` (any shape), float32."""
+        return (np.log10(self.n_tests) + self.tail.log10_sf(t)).astype(np.float32)
+
+    def threshold(self, eps: float) -> float:
+        """The statistic value above which ``NFA < ε`` (−inf when every value is)."""
+        target = float(np.log10(eps) - np.log10(self.n_tests))     # log10 S to reach
+        if target >= 0:
+            return -np.inf
+        tl = self.tail
+        if target < np.log10(tl.p_threshold):                      # in the Pareto tail
+            d = (target - np.log10(tl.p_threshold)) * np.log(10.0)   # ln S(x)/S(t) < 0
+            y = np.expm1(-tl.xi * d) / tl.xi if tl.xi > 0 else -d
+            return float(tl.threshold + tl.beta * y)
+        n = tl.sample.size
+        k = int(np.floor(10 ** target * (n + 1) - 1))               # (k + 1)/(n + 1) ≤ S
+        return float(tl.sample[n - k - 1]) if 0 <= k < n else -np.inf

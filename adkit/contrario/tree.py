@@ -85,9 +85,13 @@ References
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..checks import check_array
+from ..params import Boolean, Integral, Interval, Real, Tuple, check_param
 
 __all__ = ["tree_log_nfa", "polyomino_tests", "polyomino_log_count", "chi2_region_log_pfa",
            "chi2_log_sf", "AllSizesChi2Test", "PerSizeTest", "level_set_tree",
@@ -97,6 +101,10 @@ __all__ = ["tree_log_nfa", "polyomino_tests", "polyomino_log_count", "chi2_regio
 ALPHA = 0.316915
 BETA = 4.062570
 _LN10 = np.log(10.0)
+#: the largest map a count of tests covers (4096 x 4096 cells)
+MAX_PIXELS = 2 ** 24
+#: the number of latent channels C of a χ² map
+_CHANNELS = Interval(Integral, 1, 100000, what="a number of channels C (an int >= 1)")
 
 
 def chi2_region_log_pfa(area, min_chi2, channels: int) -> np.ndarray:
@@ -108,11 +116,10 @@ def chi2_region_log_pfa(area, min_chi2, channels: int) -> np.ndarray:
     makes any large region at a low level significant). An upper bound of
     ``area * chi2_log_sf(min_chi2, C)``.
     """
-    c = float(channels)
-    if c <= 0:
-        raise ValueError(f"channels must be positive (the number of latent channels C), "
-                         f"got {channels}.")
-    t = np.asarray(min_chi2, dtype=np.float64) / c
+    c = float(check_param(channels, _CHANNELS, "channels", "chi2_region_log_pfa"))
+    t = check_array(min_chi2, "min_chi2", allow_empty=True, finite=False,
+                    owner="chi2_region_log_pfa") / c
+    area = check_array(area, "area", allow_empty=True, owner="chi2_region_log_pfa")
     with np.errstate(divide="ignore", invalid="ignore"):
         per_pixel = np.where(t > 1, -0.5 * c * (t - 1 - np.log(np.where(t > 0, t, 1))) / _LN10,
                              0.0)
@@ -133,15 +140,22 @@ def polyomino_tests(sizes) -> float:
         log10 N_tests (the count itself overflows a float beyond ~500 pixels).
         Computed in log space with a log-sum-exp over r (the last terms dominate).
     """
-    if isinstance(sizes, (int, np.integer)) or (
+    one = [Interval(Integral, 1, MAX_PIXELS, what=f"a number of pixels in [1, {MAX_PIXELS}]"),
+           Tuple(Interval(Integral, 1, MAX_PIXELS), length=2)]
+    if isinstance(sizes, (numbers.Integral, np.integer)) or (
             isinstance(sizes, tuple) and len(sizes) == 2
-            and all(isinstance(v, (int, np.integer)) for v in sizes)):
+            and all(isinstance(v, (numbers.Integral, np.integer)) for v in sizes)):
         sizes = [sizes]
+    if not isinstance(sizes, (list, tuple)):
+        raise TypeError(f"polyomino_tests: sizes must be a number of pixels, an (H, W) "
+                        f"shape or a list of them, got {type(sizes).__name__}.")
     ln_terms = []
     for s in sizes:
-        n = int(np.prod(s)) if isinstance(s, (tuple, list, np.ndarray)) else int(s)
-        if n < 1:
-            raise ValueError(f"each scale must have at least one pixel, got {s!r}.")
+        s = check_param(s, one, "sizes[i]", "polyomino_tests")
+        n = int(np.prod(s)) if isinstance(s, tuple) else int(s)
+        if n < 1 or n > MAX_PIXELS:
+            raise ValueError(f"polyomino_tests: each scale must have 1 to {MAX_PIXELS} "
+                             f"pixels, got {s!r}.")
         r = np.arange(1, n + 1, dtype=np.float64)
         a = r * np.log(BETA) - np.log(r)
         ln_inner = a.max() + np.log(np.sum(np.exp(a - a.max())))
@@ -253,10 +267,8 @@ def _as_test(test, shape):
     if callable(test):
         return test
     if isinstance(test, (int, np.integer)) and not isinstance(test, bool):
-        if int(test) <= 0:
-            raise ValueError(f"channels must be positive (the number of latent channels C), "
-                             f"got {test}.")
-        return AllSizesChi2Test(int(test), polyomino_tests(tuple(shape)))
+        c = check_param(test, _CHANNELS, "channels", "level_set_tree")
+        return AllSizesChi2Test(int(c), polyomino_tests(tuple(shape)))
     raise TypeError(f"a region test must be an int C (the paper's χ²_C test) or a callable "
                     f"(area, level) -> log10 NFA such as PerSizeTest, got {test!r}.")
 
@@ -300,13 +312,13 @@ class LevelSetTree:
 
 
 def _check_map(chi2) -> np.ndarray:
-    a = np.asarray(chi2)
+    a = check_array(chi2, "a statistic map", finite=False, allow_empty=True)
     if a.ndim != 2:
-        raise ValueError(f"a statistic map must be 2-D (H, W), got shape {a.shape}: pass "
-                         "one map of one image per scale (e.g. the sum over channels of z²).")
-    if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)):
-        raise ValueError("a statistic map must hold finite numbers (e.g. Σ_c z², "
-                         "non-negative).")
+        raise ValueError(f"a statistic map must be 2-D (H, W), got shape {a.shape}: pass one "
+                         "map of one image per scale (e.g. the sum over channels of z²).")
+    if a.size == 0 or not np.all(np.isfinite(a)):
+        raise ValueError("a statistic map must hold finite numbers (e.g. Σ_c z², non-negative), "
+                         f"got {'no values' if a.size == 0 else 'NaN or infinities'}.")
     if a.min() < 0:
         raise ValueError(f"a statistic map (Σ_c z², a sum of squares) cannot be negative "
                          f"(min {a.min():.3g}).")
@@ -523,10 +535,18 @@ def tree_log_nfa(stat_maps, tests, shape=None, log_n_tests: float | None = None,
                 f"stat_maps must be one 2-D map (H, W) or a list of them (one per scale), "
                 f"got an array of shape {stat_maps.shape}: pass [m for m in maps].")
         stat_maps = [stat_maps]
+    if not isinstance(stat_maps, (list, tuple)):
+        raise TypeError(f"tree_log_nfa: stat_maps must be a 2-D map or a list of them (one "
+                        f"per scale), got {type(stat_maps).__name__}.")
     stat_maps = [_check_map(m) for m in stat_maps]
     if callable(tests) or isinstance(tests, (int, np.integer)):
         tests = [tests] * len(stat_maps)
     tests = list(tests)
+    shape = check_param(shape, [None, Tuple(Interval(Integral, 1, 2 ** 15), length=2)],
+                        "shape", "tree_log_nfa")
+    log_n_tests = check_param(log_n_tests, [None, Interval(Real)], "log_n_tests",
+                              "tree_log_nfa")
+    check_param(return_scales, Boolean(), "return_scales", "tree_log_nfa")
     if len(tests) != len(stat_maps):
         raise ValueError(f"got {len(stat_maps)} statistic maps but {len(tests)} region tests "
                          "(or channel counts): give one per scale.")

@@ -6,20 +6,20 @@ One set of rules serves every reader of folders (:mod:`adkit.data.mvtec`,
 Images (:func:`read_image`) become float32 (H, W, 3) in [0, 1], scaled by the
 *bit depth of the file*, never by the content of one image:
 
-=========================================  ==========================================
-file                                        value read
-=========================================  ==========================================
-8-bit gray, RGB, palette, RGBA (PNG, JPEG,  raw / 255 (alpha is ignored; gray and
-BMP, TIFF)                                  palette images become RGB)
-16-bit gray or RGB (PNG, TIFF)              raw / 65535, without going through 8 bits
-1-bit (bilevel)                             0 or 1
-32-bit float (TIFF, PIL mode ``F``)         the value itself; values outside [0, 1]
-                                            (beyond a 1e-4 rounding tolerance, then
-                                            clipped), NaN or infinity are an error:
-                                            adkit does not guess a white level
-32-bit integer (PIL mode ``I``), signed     an error: no standard white level; convert
-integers, more than 4 channels              the file to 8/16-bit or to float in [0, 1]
-=========================================  ==========================================
+===========================================  ==========================================
+file                                          value read
+===========================================  ==========================================
+8-bit gray, RGB, palette, RGBA (PNG, JPEG,    raw / 255 (alpha is ignored; gray and
+BMP, TIFF)                                    palette images become RGB)
+16-bit gray or RGB (PNG, TIFF)                raw / 65535, without going through 8 bits
+1-bit (bilevel)                               0 or 1
+32-bit float (TIFF, PIL mode ``F``)           the value itself; values outside [0, 1]
+                                              (beyond a 1e-4 rounding tolerance, then
+                                              clipped), NaN or infinity are an error:
+                                              adkit does not guess a white level
+32-bit integer (PIL mode ``I``), signed       an error: no standard white level; convert
+integers, more than 4 channels                the file to 8/16-bit or to float in [0, 1]
+===========================================  ==========================================
 
 TIFF files are decoded by ``tifffile`` (exact for 16-bit and float RGB, planar or
 not), falling back to Pillow for compressions that ``tifffile`` cannot decode

@@ -463,6 +463,18 @@ def download(root, categories: Sequence[str] | str | None = None, url: str = DEF
     Please read and respect the licence first: CC BY-NC-SA 4.0 (non-commercial use,
     attribution, share alike); see https://www.mvtec.com/company/research/datasets/mvtec-ad
 
+    Categories already present under ``root`` (with ``train/good`` images and a
+    ``test`` folder) are skipped and never overwritten unless ``force=True``; from an
+    archive holding more categories only the requested missing ones are extracted.
+    An archive is downloaded to a hidden ``.adkit-<name>-<hash>.part`` file in
+    ``root``; an interrupted, stalled or too slow download keeps it, and the next call
+    for the same URL continues it (HTTP ``Range``; a server that ignores it sends the
+    whole file again). The size is checked against ``Content-Length``, the checksum
+    where one is known; then the file is checked to be a tar archive (``.tar``,
+    ``.tar.gz``, ``.tar.xz``) member by member (no absolute path, no ``..``, no link),
+    extracted into a hidden folder in ``root``, the categories moved into place (so a
+    half-extracted category never looks present) and the ``.part`` file deleted.
+
     Parameters
     ----------
     root : str or Path
@@ -490,18 +502,6 @@ def download(root, categories: Sequence[str] | str | None = None, url: str = DEF
         much was received, and a new call continues from there.
     stall_timeout : float, default 60
         Seconds one read may wait for data (also the connection timeout).
-
-    Categories already present under ``root`` (with ``train/good`` images and a
-    ``test`` folder) are skipped and never overwritten unless ``force=True``; from an
-    archive holding more categories only the requested missing ones are extracted.
-    An archive is downloaded to a hidden ``.adkit-<name>-<hash>.part`` file in
-    ``root``; an interrupted, stalled or too slow download keeps it, and the next call
-    for the same URL continues it (HTTP ``Range``; a server that ignores it sends the
-    whole file again). The size is checked against ``Content-Length``, the checksum
-    where one is known; then the file is checked to be a tar archive (``.tar``,
-    ``.tar.gz``, ``.tar.xz``) member by member (no absolute path, no ``..``, no link),
-    extracted into a hidden folder in ``root``, the categories moved into place (so a
-    half-extracted category never looks present) and the ``.part`` file deleted.
 
     Returns
     -------

@@ -34,7 +34,7 @@ import zlib
 
 import numpy as np
 
-from ..checks import check_in_range, check_positive_int, check_seed
+from ..checks import check_batch_memory, check_in_range, check_positive_int, check_seed
 from .split import Split
 
 __all__ = ["TEXTURES", "DEFECTS", "ORIGIN", "load", "photo"]
@@ -279,7 +279,8 @@ def load(name: str, n_train: int = 60, n_test: int = 40, size: int = 128, seed=0
     _check_name(name)
     n_train = check_positive_int(n_train, "n_train")
     n_test = check_positive_int(n_test, "n_test")
-    size = check_positive_int(size, "size", 16)
+    size = check_positive_int(size, "size", 16, maximum=4096)
+    check_batch_memory(n_train + n_test, size, size, "texture crops")
     anomaly_ratio = check_in_range(anomaly_ratio, "anomaly_ratio", 0, 1)
     if defects is None:
         defects = DEFECTS

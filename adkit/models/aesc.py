@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_choice, check_in_range, check_positive_int
+from ..params import (Boolean, Device, Dict, Integral, Interval, Options, Real, Seed,
+                      Tuple)
 from ..corruptions import CORRUPTIONS, corrupt
 from ..estimator import ModelFileError
 from ..training import train_epochs
@@ -87,9 +88,10 @@ class AESc(Detector):
     epochs : int, default 60
         The epoch budget (paper: 250, on a GPU). With ``validation_fraction`` > 0,
         training usually stops earlier (``patience``) and keeps the best epoch.
-    batch_size : int, default 16
+    batch_size : int >= 2, default 16
         Paper: 16. With few training images a smaller batch (notebook 06: 4) gives
-        more optimisation steps per epoch and trains faster on a CPU.
+        more optimisation steps per epoch and trains faster on a CPU. At least 2 (and
+        at least 2 training images): the network's BatchNorm normalizes over the batch.
     lr : float, default 1e-3
         Adam learning rate, divided by 10 when the validation loss (without
         validation: the epoch's training loss) has not improved for ``lr_patience``
@@ -161,43 +163,40 @@ class AESc(Detector):
     """
 
     name = "aesc"
+    # the network's BatchNorm normalizes over the batch: a batch of one image has no
+    # statistics at the coarsest (1x1 at 64 px) level
+    _min_train = 2
+    _min_train_why = "its BatchNorm layers normalize over a batch of at least 2 images"
+    _parameter_constraints = {
+        "corruption": [Options(*CORRUPTIONS), None],
+        "skips": Boolean(),
+        "width": Interval(Real, 0, 4, closed="right"),
+        "epochs": Interval(Integral, 1, 100000),
+        "batch_size": Interval(Integral, 2, 4096, hint="BatchNorm needs at least 2 images "
+                                                        "per batch."),
+        "lr": Interval(Real, 0, 1, closed="right"),
+        "lr_patience": Interval(Integral, 1, 10000),
+        "validation_fraction": Interval(Real, 0, 1, closed="left", hint=(
+            "0 trains on every image without early stopping.")),
+        "patience": [None, Interval(Integral, 1, 10000)],
+        "n_samples": Interval(Integral, 2, 1000),
+        "dropout": Tuple(Interval(Real, 0, 1, closed="left"), length=6),
+        "map": Options(*MAPS),
+        "reduce": Options("sum", "mean"),
+        "corruption_params": [None, Dict()],
+        "seed": Seed(),
+        "device": [None, Device()],
+        "progress": Boolean(),
+    }
 
-    def __init__(self, corruption: str | None = "stain", skips: bool = True,
+    def __init__(self, *, corruption: str | None = "stain", skips: bool = True,
                  width: float = 0.5, epochs: int = 60, batch_size: int = 16,
                  lr: float = 1e-3, lr_patience: int = 5, validation_fraction: float = 0.2,
                  patience: int | None = 10, n_samples: int = 30,
                  dropout=(0.0, 0.0, 0.1, 0.2, 0.3, 0.4), map: str = "residual",
                  reduce: str = "sum", corruption_params: dict | None = None,
                  seed: int = 0, device: str | None = None, progress: bool = True):
-        if corruption is not None:
-            check_choice(corruption, "corruption", CORRUPTIONS)
-        self.corruption = corruption
-        if not isinstance(skips, (bool, np.bool_)):
-            raise TypeError(f"skips must be True or False, got {skips!r}.")
-        self.skips = bool(skips)
-        self.width = check_in_range(width, "width", 0, None, low_inclusive=False)
-        self.epochs = check_positive_int(epochs, "epochs")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.lr = check_in_range(lr, "lr", 0, 1, low_inclusive=False)
-        self.lr_patience = check_positive_int(lr_patience, "lr_patience")
-        self.validation_fraction = check_in_range(validation_fraction, "validation_fraction",
-                                                  0, 1, high_inclusive=False)
-        self.patience = None if patience is None else check_positive_int(patience, "patience")
-        self.n_samples = check_positive_int(n_samples, "n_samples", minimum=2)
-        dropout = [check_in_range(p, "dropout rate", 0, 1, high_inclusive=False)
-                   for p in dropout]
-        if len(dropout) != 6:
-            raise ValueError(f"dropout needs 6 rates (fine to coarse), got {dropout}.")
-        self.dropout = dropout
-        self.map = check_choice(map, "map", MAPS)
-        self.reduce = check_choice(reduce, "reduce", ("sum", "mean"))
-        if corruption_params is not None and not isinstance(corruption_params, dict):
-            raise TypeError("corruption_params must be a dict of keywords for the "
-                            f"corruption function, got {corruption_params!r}.")
-        self.corruption_params = corruption_params
-        self.seed = int(seed)
-        self.device = device
-        self.progress = bool(progress)
+        self._set_params(locals())
 
     # -- network ------------------------------------------------------------------------
     def _build(self):

@@ -17,6 +17,7 @@ beside the hooks' state) live here, once.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,26 @@ import numpy as np
 
 from ..checks import check_images, check_same_size
 from ..estimator import Estimator, ModelFileError, state_dict, state_ints
+from ..params import EPS, Interval, Real, check_param
 
-__all__ = ["Detector", "FeatureDetector", "AnomalyResult"]
+__all__ = ["Detector", "FeatureDetector", "AnomalyResult", "ExtrapolationWarning",
+           "warn_extrapolated"]
+
+
+class ExtrapolationWarning(UserWarning):
+    """An ε below the range where a calibrated false-alarm rate was measured (1/n for n
+    held-out normal images): the threshold comes from an extrapolated tail."""
+
+
+def warn_extrapolated(eps, eps_min: float, n_images: int, stacklevel: int = 3) -> None:
+    """Warn that ``eps`` < ``eps_min`` = 1/n is read on the extrapolated tail of a
+    false-alarm curve measured on ``n_images`` normal images."""
+    warnings.warn(
+        f"eps below {eps_min:.2g} is extrapolated: the false alarms were counted on "
+        f"{n_images} held-out normal images, which measure rates down to 1/{n_images} = "
+        f"{eps_min:.2g} false region per image; a smaller eps is read on the exponential "
+        "tail fitted above them (result.extrapolated(eps) says when). Calibrate on more "
+        "normal images to measure it.", ExtrapolationWarning, stacklevel=stacklevel)
 
 
 @dataclass
@@ -88,6 +107,14 @@ class AnomalyResult:
                              None if self.log_nfa is None else self.log_nfa[idx],
                              self.threshold, extras)
 
+    def extrapolated(self, eps: float) -> bool:
+        """Whether ``eps`` is below the false-alarm rates that were measured for this
+        result: True only for a calibrated result (``extras["eps_min"]`` = 1/n for n
+        held-out normal images, :class:`adkit.models.Calibrated`) and ε < 1/n, where
+        ``segment(eps)`` reads an extrapolated tail. A dashboard shows it beside ε."""
+        eps_min = self.extras.get("eps_min")
+        return eps_min is not None and float(eps) < float(eps_min)
+
     def segment(self, eps: float = 1.0, threshold: float | None = None) -> np.ndarray:
         """Binary anomaly masks (N, H, W).
 
@@ -95,11 +122,16 @@ class AnomalyResult:
         when the expected number of false alarms of its detection is below ``eps``
         (ε = 1: about one false detection per image on normal data).
         Pass ``threshold=`` to threshold ``maps`` directly instead.
+
+        On a calibrated result, an ε below the measured range (:meth:`extrapolated`)
+        gives an :class:`ExtrapolationWarning`.
         """
         if threshold is not None:
-            return self.maps > float(threshold)
-        if not (isinstance(eps, (int, float)) and eps > 0):
-            raise ValueError(f"eps must be a positive number, got {eps!r}.")
+            return self.maps > check_param(threshold, Interval(Real), "threshold", "segment")
+        eps = check_param(eps, EPS, "eps", "segment")
+        if self.log_nfa is not None and self.extrapolated(eps):
+            warn_extrapolated(eps, float(self.extras["eps_min"]),
+                              int(self.extras.get("n_calibration_images", 0)))
         if self.log_nfa is not None:
             return self.log_nfa < np.log10(eps)
         if self.threshold is not None:
@@ -130,7 +162,12 @@ class Detector(Estimator):
                 "anomaly detectors here are fitted on normal images only "
                 "(use split.good)."
             )
-        x = check_images(images, "train images", min_count=self._min_train)
+        x = check_images(images, "train images")
+        need = self._min_train
+        if len(x) < need:
+            why = f" ({self._min_train_why})" if self._min_train_why else ""
+            raise ValueError(f"{type(self).__name__} needs at least {need} training images"
+                             f"{why}, got {len(x)}: pass more normal images.")
         self.image_size_ = tuple(int(s) for s in x.shape[1:3])
         self._fit(x)
         self._mark_fitted()
@@ -153,7 +190,9 @@ class Detector(Estimator):
         return self.fit(train).predict(test)
 
     # -- for subclasses -------------------------------------------------------------
+    #: the fewest training images ``fit`` accepts, and why (for the error message)
     _min_train: int = 1
+    _min_train_why: str = ""
 
     def _fit(self, images: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backbone import blur_maps, check_strides, get_extractor, run_extractor
-from ..checks import check_choice, check_in_range, check_positive_int
+from ..backbone import BACKBONE, MAX_SIGMA, Strides, blur_maps, get_extractor, run_extractor
+from ..params import Boolean, Device, Integral, Interval, Options, Real
 from .base import AnomalyResult, FeatureDetector
 
 __all__ = ["Gaussian", "ledoit_wolf", "mahalanobis", "pca_components"]
@@ -179,26 +179,27 @@ class Gaussian(FeatureDetector):
 
     name = "gaussian"
     _min_train = 2
+    _min_train_why = "a covariance needs at least 2 samples"
+    _parameter_constraints = {
+        "variance": Interval(Real, 0, 1, closed="neither"),
+        "pca": [Options("opposite", "plain"), None],
+        "strides": Strides(),
+        "map_strides": Strides(allow_empty=True),
+        "pixel_cov": Options("ledoit_wolf", "regularized"),
+        "reg": Interval(Real, 0, 1e4),
+        "sigma": Interval(Real, 0, MAX_SIGMA),
+        "backbone": BACKBONE,
+        "batch_size": Interval(Integral, 1, 4096),
+        "device": [None, Device()],
+        "progress": Boolean(),
+    }
 
-    def __init__(self, variance: float = 0.05, pca: str | None = "opposite",
+    def __init__(self, *, variance: float = 0.05, pca: str | None = "opposite",
                  strides=(4, 8, 16, 32), map_strides=(4, 8, 16),
                  pixel_cov: str = "ledoit_wolf", reg: float = 0.01, sigma: float = 4.0,
                  backbone: str = "efficientnet_lite0", batch_size: int = 16,
                  device: str | None = None, progress: bool = True):
-        self.variance = check_in_range(variance, "variance", 0, 1, low_inclusive=False,
-                                       high_inclusive=False)
-        self.pca = check_choice(pca, "pca", ["opposite", "plain", None])
-        self.strides = check_strides(strides, "strides")
-        self.map_strides = check_strides(map_strides, "map_strides", allow_empty=True)
-        self.pixel_cov = check_choice(pixel_cov, "pixel_cov", ["ledoit_wolf", "regularized"])
-        self.reg = check_in_range(reg, "reg", 0, None)
-        self.sigma = check_in_range(sigma, "sigma", 0, None)
-        if not isinstance(backbone, str):
-            raise TypeError(f"backbone must be a backbone name (str), got {backbone!r}.")
-        self.backbone = backbone
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.device = device
-        self.progress = bool(progress)
+        self._set_params(locals())
 
     # -- features -----------------------------------------------------------------
     def _all_strides(self):
@@ -230,7 +231,8 @@ class Gaussian(FeatureDetector):
         for s in self.strides:
             f = torch.as_tensor(feats[s])
             pooled = f.double().mean((2, 3)).numpy()
-            mean, comp, _ = pca_components(pooled, self.variance, self.pca)
+            mean, comp, lam = pca_components(pooled, self.variance, self.pca)
+            self._warn_degenerate(s, pooled, lam)
             z = (pooled - mean) @ comp
             lw = LedoitWolf(assume_centered=True).fit(z)
             self.image_model_[s] = {"mean": mean.astype(np.float64),
@@ -260,6 +262,27 @@ class Gaussian(FeatureDetector):
                 precs[i:i + step] = torch.linalg.inv(cov).float().cpu()
             self.map_model_[s] = {"mean": means.reshape(h, w, c).contiguous(),
                                   "precision": precs.reshape(h, w, c, c)}
+
+    def _warn_degenerate(self, stride, pooled, kept_variances) -> None:
+        """Warn when the image-level Gaussian of ``stride`` has no variance left to model:
+        n training images vary in at most n - 1 directions, and opposite PCA keeps the
+        least-variance ones, so with too few images every kept direction is one in which
+        the training images do not vary at all; Ledoit-Wolf then shrinks towards a
+        covariance of ~0 and the Mahalanobis scores of test images reach ~1e16."""
+        n, p = pooled.shape
+        total = float(np.var(pooled, axis=0).sum())
+        kept = float(np.sum(kept_variances))
+        if total > 0 and kept > 1e-9 * total:
+            return
+        import warnings
+        warnings.warn(
+            f"Gaussian: the {n} training images vary in at most {n - 1} of the {p} "
+            f"directions of the pooled features of stride {stride}, and pca={self.pca!r} "
+            f"kept {len(kept_variances)} direction(s) in which they do not vary at all: "
+            "the covariance is singular there and the image scores become meaningless "
+            "(about 1e16). Fit on more training images (tens, not a handful), or use "
+            "pca='plain' or pca=None, or leave this stride out of strides=.",
+            UserWarning, stacklevel=4)
 
     # -- predict ------------------------------------------------------------------
     def _predict(self, images):

@@ -10,7 +10,8 @@ in industrial anomaly detection", CVPR 2022).
    context. ``projection`` optionally maps them to fewer dimensions by a fixed random
    Gaussian matrix.
 2. *Memory bank* M: the patch features of all training images.
-3. *Greedy coreset* (:func:`adkit.coreset.greedy_coreset`): a subset M_C of ``coreset`` × |M| entries
+3. *Greedy coreset* (:func:`adkit.coreset.greedy_coreset`): a subset M_C of
+   ``coreset`` × :math:`|M|` entries
    (10% by default; 1% in Son et al.) chosen by greedy k-center — repeatedly add the
    bank entry farthest from the entries chosen so far,
    :math:`m_i = \arg\max_{m \in M} \min_{n \in M_C} \|ψ(m) - ψ(n)\|_2`, where ψ is a
@@ -52,8 +53,10 @@ import time
 
 import numpy as np
 
-from ..backbone import blur_maps, check_pad, check_strides, get_extractor, run_extractor
-from ..checks import check_choice, check_in_range, check_positive_int
+from ..backbone import (BACKBONE, MAX_SIGMA, Strides, blur_maps, check_pad, get_extractor,
+                        run_extractor)
+from ..params import (Boolean, Device, Integral, Interval, Options, ParameterValueError, Real,
+                      Seed)
 from ..coreset import greedy_coreset, projection_matrix
 from ..neighbors import faiss_index, faiss_module, nearest_neighbors
 from .base import AnomalyResult, FeatureDetector
@@ -148,45 +151,47 @@ class KNN(FeatureDetector):
     """
 
     name = "knn"
+    _parameter_constraints = {
+        "mode": Options("patch", "spade"),
+        "coreset": Interval(Real, 0, 1, closed="right"),
+        "coreset_dim": Interval(Integral, 1, 4096),
+        "b": Interval(Integral, 1, 1024),
+        "score": Options("patchcore", "knn_mean"),
+        "k": Interval(Integral, 1, 10000),
+        "strides": Strides(),
+        "patch_size": Interval(Integral, 1, 15),
+        "projection": [None, Interval(Integral, 1, 8192)],
+        "pad": Interval(Integral, 0, 256),
+        "sigma": Interval(Real, 0, MAX_SIGMA),
+        "search": Options("auto", "faiss", "torch"),
+        "backbone": BACKBONE,
+        "batch_size": Interval(Integral, 1, 4096),
+        "seed": Seed(),
+        "device": [None, Device()],
+        "progress": Boolean(),
+    }
 
-    def __init__(self, mode: str = "patch", coreset: float = 0.1, coreset_dim: int = 128,
+    def __init__(self, *, mode: str = "patch", coreset: float = 0.1, coreset_dim: int = 128,
                  b: int = 9, score: str = "patchcore", k: int = 50, strides=(8, 16),
                  patch_size: int = 3, projection: int | None = None, pad: int = 32,
                  sigma: float = 4.0,
                  search: str = "auto", backbone: str = "efficientnet_lite0",
                  batch_size: int = 16, seed: int = 0, device: str | None = None,
                  progress: bool = True):
-        self.mode = check_choice(mode, "mode", ["patch", "spade"])
-        self.coreset = check_in_range(coreset, "coreset", 0, 1, low_inclusive=False)
-        self.coreset_dim = check_positive_int(coreset_dim, "coreset_dim")
-        self.b = check_positive_int(b, "b")
-        self.score = check_choice(score, "score", ["patchcore", "knn_mean"])
-        if self.score == "patchcore" and self.b < 2:
-            raise ValueError(
+        self._set_params(locals())
+
+    def _check_params(self, p):
+        if p["score"] == "patchcore" and p["b"] < 2:
+            raise ParameterValueError(
                 "b must be >= 2 with score='patchcore': N_b(m*) holds m* itself, so with "
                 "b = 1 the reweighting factor 1 - exp(s*)/exp(s*) is 0 for every image. "
                 "Use b >= 2 (9 here), or score='knn_mean' with b=1 for the plain "
                 "nearest-neighbour distance s*.")
-        self.k = check_positive_int(k, "k")
-        self.strides = check_strides(strides, "strides")
-        self.patch_size = check_positive_int(patch_size, "patch_size")
-        if self.patch_size % 2 == 0:
-            raise ValueError(f"patch_size must be odd (1, 3, 5...) so the neighbourhood is "
-                             f"centred, got {patch_size}.")
-        self.projection = None if projection is None else check_positive_int(
-            projection, "projection")
-        self.pad = check_pad(pad, self.strides)
-        self.sigma = check_in_range(sigma, "sigma", 0, None)
-        self.search = check_choice(search, "search", ["auto", "faiss", "torch"])
-        if not isinstance(backbone, str):
-            raise TypeError(f"backbone must be a backbone name (str), got {backbone!r}.")
-        self.backbone = backbone
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an int, got {seed!r}.")
-        self.seed = int(seed)
-        self.device = device
-        self.progress = bool(progress)
+        if p["patch_size"] % 2 == 0:
+            raise ParameterValueError(
+                f"patch_size must be odd (1, 3, 5...) so the neighbourhood is centred, got "
+                f"{p['patch_size']}.")
+        check_pad(p["pad"], p["strides"])
 
     # -- features -----------------------------------------------------------------
     def _extract_strides(self):
@@ -257,6 +262,13 @@ class KNN(FeatureDetector):
         else:
             self.bank_ = flat.numpy()
         self.timings_["coreset"] = time.perf_counter() - t
+        if self.mode == "patch" and len(self.bank_) < self.b:
+            import warnings
+            warnings.warn(
+                f"KNN: the memory bank holds {len(self.bank_)} patch feature(s) (coreset="
+                f"{self.coreset} of {len(flat)}), fewer than the b={self.b} neighbours of "
+                f"the image score, which will use {len(self.bank_)}: use a larger coreset, "
+                "more or larger training images, or a smaller b.", UserWarning, stacklevel=4)
         self.bank_ = np.ascontiguousarray(self.bank_, dtype=np.float32)
         if self.mode == "spade":
             import torch

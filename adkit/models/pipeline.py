@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..normalize.base import Transform
+from ..params import Instance, Tuple
 from .base import AnomalyResult, Detector
 
 __all__ = ["Pipeline"]
@@ -27,19 +28,24 @@ class Pipeline(Detector):
 
     name = "pipeline"
 
+    _parameter_constraints = {
+        "steps": Tuple(Instance(Transform, "one of adkit.normalize's transforms such as "
+                                           "Midway()"), min_length=0, container=list),
+        "detector": Instance(Detector, "an adkit detector such as KNN()"),
+    }
+
     def __init__(self, steps=(), detector=None):
-        steps = list(steps)
-        for s in steps:
-            if not isinstance(s, Transform):
-                raise TypeError(f"Pipeline steps must be adkit.normalize transforms, got {s!r}.")
-        if not isinstance(detector, Detector):
-            raise TypeError(f"Pipeline needs a detector, got {detector!r}.")
-        self.steps = steps
-        self.detector = detector
+        self._set_params(locals())
 
     @property
     def _min_train(self):
-        return self.detector._min_train
+        return max([self.detector._min_train] + [s._min_train for s in self.steps])
+
+    @property
+    def _min_train_why(self):
+        parts = [self.detector] + list(self.steps)
+        worst = max(parts, key=lambda e: e._min_train)
+        return f"{type(worst).__name__} needs them"
 
     def _fit(self, images):
         x = images

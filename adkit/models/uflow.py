@@ -100,8 +100,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backbone import check_pad, check_strides, get_extractor, run_extractor
-from ..checks import check_choice, check_in_range, check_positive_int
+from ..backbone import BACKBONE, Strides, check_pad, get_extractor, run_extractor
+from ..params import (Boolean, Device, Integral, Interval, Options, ParameterValueError, Real,
+                      Seed)
 from ..training import train_epochs
 from .base import AnomalyResult, Detector
 
@@ -203,43 +204,44 @@ class UFlow(Detector):
     """
 
     name = "uflow"
+    _parameter_constraints = {
+        "backbone": BACKBONE,
+        "strides": Strides(doubling=True),
+        "n_steps": Interval(Integral, 1, 32),
+        "clamp": Interval(Real, 0, 100, closed="right"),
+        "permutation": Options("fixed", "conv"),
+        "hidden_ratio": Interval(Real, 0, 8, closed="right"),
+        "size": [None, Interval(Integral, 1, 4096)],
+        "epochs": Interval(Integral, 1, 100000),
+        "batch_size": Interval(Integral, 1, 4096),
+        "lr": Interval(Real, 0, 1, closed="right"),
+        "weight_decay": Interval(Real, 0, 1),
+        "lr_end_factor": Interval(Real, 0, 1, closed="right"),
+        "pad": Interval(Integral, 0, 256),
+        "nfa": Options("held-out", "paper"),
+        "holdout": Interval(Real, 0, 1, closed="neither"),
+        "nfa_scales": Options("finest", "all"),
+        "seed": Seed(),
+        "device": [None, Device()],
+        "progress": Boolean(),
+    }
 
-    def __init__(self, backbone: str = "efficientnet_lite0", strides=(8, 16, 32),
+    def __init__(self, *, backbone: str = "efficientnet_lite0", strides=(8, 16, 32),
                  n_steps: int = 2, clamp: float = 2.0, permutation: str = "fixed",
                  hidden_ratio: float = 1.0, size: int | None = 128, epochs: int = 10,
                  batch_size: int = 8, lr: float = 1e-3, weight_decay: float = 1e-3,
                  lr_end_factor: float = 0.4, pad: int = 32, nfa: str = "held-out",
                  holdout: float = 0.2, nfa_scales: str = "finest", seed: int = 0,
                  device=None, progress: bool = True):
-        if not isinstance(backbone, str):
-            raise TypeError(f"backbone must be a timm model name, got {backbone!r}.")
-        self.backbone = backbone
-        self.strides = check_strides(strides, "strides", doubling=True)
-        self.n_steps = check_positive_int(n_steps, "n_steps")
-        self.clamp = check_in_range(clamp, "clamp", 0, None, low_inclusive=False)
-        self.permutation = check_choice(permutation, "permutation", ("fixed", "conv"))
-        self.hidden_ratio = check_in_range(hidden_ratio, "hidden_ratio", 0, None,
-                                           low_inclusive=False)
-        if size is not None:
-            size = check_positive_int(size, "size", minimum=max(self.strides))
-            if size % max(self.strides):
-                raise ValueError(f"size must be a multiple of the largest stride "
-                                 f"{max(self.strides)}, got {size}; e.g. 256.")
-        self.size = size
-        self.epochs = check_positive_int(epochs, "epochs")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.lr = check_in_range(lr, "lr", 0, None, low_inclusive=False)
-        self.weight_decay = check_in_range(weight_decay, "weight_decay", 0, None)
-        self.lr_end_factor = check_in_range(lr_end_factor, "lr_end_factor", 0, 1,
-                                            low_inclusive=False)
-        self.pad = check_pad(pad, self.strides)
-        self.nfa = check_choice(nfa, "nfa", ("held-out", "paper"))
-        self.holdout = check_in_range(holdout, "holdout", 0, 1, low_inclusive=False,
-                                      high_inclusive=False)
-        self.nfa_scales = check_choice(nfa_scales, "nfa_scales", ("finest", "all"))
-        self.seed = check_positive_int(seed, "seed", minimum=0)
-        self.device = device
-        self.progress = bool(progress)
+        self._set_params(locals())
+
+    def _check_params(self, p):
+        m = max(p["strides"])
+        if p["size"] is not None and (p["size"] < m or p["size"] % m):
+            raise ParameterValueError(
+                f"size must be a multiple of the largest stride {m}, got {p['size']}; "
+                "e.g. 256.")
+        check_pad(p["pad"], p["strides"])
 
     # -- internals ------------------------------------------------------------------
     def _work_size(self, shape) -> tuple[int, int]:

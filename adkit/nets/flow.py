@@ -12,7 +12,7 @@ change of variables,
 so training minimizes :math:`\tfrac12\|z\|^2 - \log|\det J_f(x)|` (:func:`flow_nll`).
 
 Every block here is an :class:`InvertibleModule`: ``forward(x) -> (y, log_det)``
-with ``log_det`` of shape (B,) (log |det J| of the block for each sample) and
+with ``log_det`` of shape (B,) (:math:`\\log |\\det J|` of the block for each sample) and
 ``inverse(y) -> x``. Blocks compose with :class:`InvertibleSequential`.
 
 - :class:`ActNorm`: per-channel affine map, initialized from the first batch
@@ -127,7 +127,7 @@ class InvConv1x1(InvertibleModule):
     r"""Invertible 1×1 convolution, :math:`W = P L (U + \mathrm{diag}(\sigma e^{s}))`.
 
     P is a fixed permutation, L unit lower triangular, U strictly upper triangular,
-    σ fixed signs: log |det W| = Σ s, so log det = H·W·Σ s (Glow, Section 3.2).
+    σ fixed signs: :math:`\\log |\\det W| = \\sum s`, so log det = H·W·Σ s (Glow, Section 3.2).
     Initialized from a random rotation drawn from ``seed``.
     """
 

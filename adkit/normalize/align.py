@@ -75,6 +75,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..checks import check_choice, check_images, check_in_range, check_positive_int
+from ..params import Boolean, Device, Integral, Interval, Options, Real
 from .base import Transform
 
 __all__ = ["Align", "align_affine", "warp_affine", "invert_affine", "params_to_matrix",
@@ -602,24 +603,22 @@ class Align(Transform):
         names the images that did not.
     """
 
-    def __init__(self, reference="medoid", loss: str = "l2", levels: int | None = None,
+    _parameter_constraints = {
+        "reference": [Options("medoid", "mean"),
+                      Interval(Integral, what="the index of a training image (an int)")],
+        "loss": Options(*_LOSSES),
+        "levels": [None, Interval(Integral, 1, 16)],
+        "max_iter": Interval(Integral, 1, 10000),
+        "tol": Interval(Real, 0, 100, closed="right"),
+        "order": Interval(Integral, 0, 5),
+        "device": [None, Device()],
+        "progress": Boolean(),
+    }
+
+    def __init__(self, *, reference="medoid", loss: str = "l2", levels: int | None = None,
                  max_iter: int = 50, tol: float = 0.05, order: int = 1, device=None,
                  progress: bool = True):
-        if isinstance(reference, bool) or not (
-                reference in ("medoid", "mean") or isinstance(reference, (int, np.integer))):
-            raise ValueError(
-                f"reference must be 'medoid', 'mean' or the index of a training image, "
-                f"got {reference!r}.")
-        self.reference = reference if isinstance(reference, str) else int(reference)
-        self.loss = _check_loss(loss)
-        self.levels = None if levels is None else check_positive_int(levels, "levels")
-        self.max_iter = check_positive_int(max_iter, "max_iter")
-        self.tol = check_in_range(tol, "tol", 0, None, low_inclusive=False)
-        self.order = check_positive_int(order, "order", minimum=0)
-        if device is not None and not isinstance(device, str):
-            device = str(device)
-        self.device = device
-        self.progress = bool(progress)
+        self._set_params(locals())
 
     # -- fitting ---------------------------------------------------------------------
     def _fit(self, images: np.ndarray) -> None:

@@ -5,12 +5,15 @@ Dust, lint or reflections on the *background* around an object are not defects o
 object, yet a detector fitted on clean backgrounds flags them. The method cleans the
 background before detection, with four classic operations:
 
-1. **Grey-range threshold.** A pixel whose grey level :math:`g(x)` (8-bit scale,
-   0-255) lies in ``gray_range`` :math:`[g_{lo}, g_{hi}]` is taken as background:
+1. **Grey-range threshold.** A pixel whose grey level :math:`g(x)` (BT.601 luma, on
+   adkit's image scale [0, 1] like every image and threshold of the library) lies in
+   ``gray_range`` :math:`[g_{lo}, g_{hi}]` is taken as background:
    :math:`B_0 = \{x : g_{lo} \le g(x) \le g_{hi}\}`. The paper's setting is
-   :math:`[150, 255]`: a bright background around a darker object. The range selects
+   :math:`[150, 255]` on the 8-bit scale, i.e. ``(150 / 255, 1.0)`` here
+   (:data:`PAPER_GRAY_RANGE`): a bright background around a darker object. The range selects
    the **background**; pass the range that your background occupies (adkit's synthetic
-   objects lie on a dark-to-mid background: about ``(0, 100)``, see notebook 01).
+   objects lie on a dark-to-mid background: about ``(0, 100 / 255)``, see notebook 01).
+   8-bit values (above 1) are refused with a hint rather than read on another scale.
 2. **Opening then closing** of that mask with a square structuring element of side
    ``kernel_size``: :math:`B = (B_0 \circ K) \bullet K`. The opening removes thin or
    small "background-coloured" parts of the object (a dark crack on a bright part stays
@@ -36,45 +39,60 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ..checks import check_choice, check_images, check_in_range, check_positive_int
+from ..checks import check_choice, check_images
+from ..params import (Integral, Interval, Options, ParameterValueError, Real, Tuple,
+                      check_param)
 from .base import Transform
 
-__all__ = ["BackgroundCleanup", "clean_background", "background_mask"]
+__all__ = ["BackgroundCleanup", "clean_background", "background_mask", "PAPER_GRAY_RANGE"]
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 (OpenCV's grey)
 _BLURS = ("median", "average")
 
 
-def _check_range(gray_range) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in gray_range)
-    except (TypeError, ValueError):
-        raise TypeError(f"gray_range must be a pair (low, high) of 8-bit grey levels, "
-                        f"got {gray_range!r}.") from None
-    check_in_range(lo, "gray_range[0]", 0, 255)
-    check_in_range(hi, "gray_range[1]", 0, 255)
+#: the paper's grey range of the background, 150-255 on the 8-bit scale, on adkit's
+#: image scale [0, 1]
+PAPER_GRAY_RANGE = (150 / 255, 1.0)
+_GRAY_RANGE = Tuple(Interval(Real, 0, 1), length=2, hint=(
+    "Grey levels are on adkit's image scale [0, 1], like the images: divide 8-bit levels "
+    "by 255 (the paper's 150-255 is (150 / 255, 1.0))."))
+_WINDOW = Interval(Integral, 1, 99)
+
+
+def _check_order(lo, hi, owner=None) -> None:
     if lo > hi:
-        raise ValueError(f"gray_range must be (low, high) with low <= high, got {gray_range!r}.")
+        where = f"{owner}: " if owner else ""
+        raise ParameterValueError(f"{where}gray_range must be (low, high) with low <= high, "
+                                  f"got ({lo:g}, {hi:g}).")
+
+
+def _check_range(gray_range, owner=None) -> tuple[float, float]:
+    lo, hi = check_param(gray_range, _GRAY_RANGE, "gray_range", owner)
+    _check_order(lo, hi, owner)
     return lo, hi
 
 
-def _check_odd(value, name) -> int:
-    v = check_positive_int(value, name)
+def _check_odd_value(v, name, owner=None) -> int:
     if v % 2 == 0:
-        raise ValueError(f"{name} must be odd (a window centred on the pixel), got {v}: "
-                         f"use {v + 1}.")
+        where = f"{owner}: " if owner else ""
+        raise ParameterValueError(f"{where}{name} must be odd (a window centred on the "
+                                  f"pixel), got {v}: use {v + 1}.")
     return v
 
 
-def background_mask(images: Any, gray_range=(150, 255), kernel_size: int = 9) -> np.ndarray:
+def _check_odd(value, name, owner=None) -> int:
+    return _check_odd_value(check_param(value, _WINDOW, name, owner), name, owner)
+
+
+def background_mask(images: Any, gray_range=PAPER_GRAY_RANGE, kernel_size: int = 9) -> np.ndarray:
     """The cleaned background mask (N, H, W) bool: grey range, then opening and closing.
 
     Parameters are those of :func:`clean_background`.
     """
     x = check_images(images, "images")
-    lo, hi = _check_range(gray_range)
-    k = _check_odd(kernel_size, "kernel_size")
-    gray = (x @ _LUMA) * 255.0
+    lo, hi = _check_range(gray_range, "background_mask")
+    k = _check_odd(kernel_size, "kernel_size", "background_mask")
+    gray = x @ _LUMA
     raw = (gray >= lo) & (gray <= hi)
     st = np.ones((1, k, k), bool)
     # border_value=1 for the erosion inside the opening, so the image border is not eroded
@@ -90,7 +108,7 @@ def _blur(x: np.ndarray, blur: str, size: int) -> np.ndarray:
     return ndimage.uniform_filter(x, size=win, mode="reflect")
 
 
-def clean_background(images: Any, gray_range=(150, 255), kernel_size: int = 9,
+def clean_background(images: Any, gray_range=PAPER_GRAY_RANGE, kernel_size: int = 9,
                      blur: str = "median", blur_size: int = 9, return_mask: bool = False):
     """Blur the background only, leaving the object untouched (Son et al.).
 
@@ -98,10 +116,11 @@ def clean_background(images: Any, gray_range=(150, 255), kernel_size: int = 9,
     ----------
     images : array (N, H, W, 3) or (H, W, 3)
         Float images in [0, 1].
-    gray_range : (low, high), default (150, 255)
-        Grey levels (8-bit scale, BT.601 luma) of the **background**; the paper's value
-        (150, 255) is for a bright background. For adkit's synthetic objects (dark
-        background) use about (0, 100).
+    gray_range : (low, high) in [0, 1], default (150 / 255, 1.0)
+        Grey levels (BT.601 luma, on the [0, 1] scale of the images) of the
+        **background**; the paper's value, 150-255 on the 8-bit scale, is for a bright
+        background. For adkit's synthetic objects (dark background) use about
+        (0, 100 / 255).
     kernel_size : int (odd), default 9
         Side of the square structuring element of the opening and the closing of the
         background mask.
@@ -119,7 +138,7 @@ def clean_background(images: Any, gray_range=(150, 255), kernel_size: int = 9,
     single = np.ndim(images) == 3
     x = check_images(images, "images")
     check_choice(blur, "blur", _BLURS)
-    b = _check_odd(blur_size, "blur_size")
+    b = _check_odd(blur_size, "blur_size", "clean_background")
     mask = background_mask(x, gray_range, kernel_size)
     out = np.where(mask[..., None], _blur(x, blur, b), x).astype(np.float32)
     if single:
@@ -137,20 +156,29 @@ class BackgroundCleanup(Transform):
 
     Parameters
     ----------
-    gray_range : (low, high), default (150, 255)
-        8-bit grey levels of the background (paper: 150-255, a bright background).
+    gray_range : (low, high) in [0, 1], default (150 / 255, 1.0)
+        Grey levels of the background on the [0, 1] scale of the images (paper: 150-255
+        on the 8-bit scale, a bright background).
     kernel_size : int, default 9
     blur : {"median", "average"}, default "median"
     blur_size : int, default 9
     """
 
-    def __init__(self, gray_range=(150, 255), kernel_size: int = 9, blur: str = "median",
-                 blur_size: int = 9):
-        lo, hi = _check_range(gray_range)
-        self.gray_range = (lo, hi)
-        self.kernel_size = _check_odd(kernel_size, "kernel_size")
-        self.blur = check_choice(blur, "blur", _BLURS)
-        self.blur_size = _check_odd(blur_size, "blur_size")
+    _parameter_constraints = {
+        "gray_range": _GRAY_RANGE,
+        "kernel_size": _WINDOW,
+        "blur": Options(*_BLURS),
+        "blur_size": _WINDOW,
+    }
+
+    def __init__(self, *, gray_range=PAPER_GRAY_RANGE, kernel_size: int = 9,
+                 blur: str = "median", blur_size: int = 9):
+        self._set_params(locals())
+
+    def _check_params(self, p):
+        _check_order(*p["gray_range"])
+        _check_odd_value(p["kernel_size"], "kernel_size")
+        _check_odd_value(p["blur_size"], "blur_size")
 
     def _transform(self, images: np.ndarray) -> np.ndarray:
         return clean_background(images, self.gray_range, self.kernel_size, self.blur,

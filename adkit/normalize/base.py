@@ -25,9 +25,17 @@ __all__ = ["Transform"]
 class Transform(Estimator):
     """Base class of normalization steps (images in, images out, numpy float32)."""
 
+    #: the fewest training images ``fit`` accepts, and why (for the error message)
+    _min_train: int = 1
+    _min_train_why: str = ""
+
     def fit(self, images: Any) -> "Transform":
         """Learn what the step needs from normal images; returns self."""
         x = check_images(images, "train images")
+        if len(x) < self._min_train:
+            why = f" ({self._min_train_why})" if self._min_train_why else ""
+            raise ValueError(f"{type(self).__name__} needs at least {self._min_train} "
+                             f"training images{why}, got {len(x)}: pass more normal images.")
         self._fit(x)
         self._mark_fitted()
         return self

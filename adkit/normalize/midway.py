@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import check_image, check_images, check_positive_int
+from ..checks import check_image, check_images
+from ..params import Integral, Interval
 from .base import Transform
 
 __all__ = ["Midway", "midway_equalize", "specify_histogram", "quantile_function"]
@@ -218,10 +219,10 @@ class Midway(Transform):
     >>> equalized = step.transform(test)         # doctest: +SKIP
     """
 
-    def __init__(self, n_quantiles: int | None = None):
-        if n_quantiles is not None:
-            n_quantiles = check_positive_int(n_quantiles, "n_quantiles", minimum=2)
-        self.n_quantiles = n_quantiles
+    _parameter_constraints = {"n_quantiles": [None, Interval(Integral, 2, 2 ** 24)]}
+
+    def __init__(self, *, n_quantiles: int | None = None):
+        self._set_params(locals())
 
     def _fit(self, images: np.ndarray) -> None:
         self.quantiles_ = _midway_quantiles(images, self.n_quantiles).astype(np.float32)

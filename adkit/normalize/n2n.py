@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_choice, check_in_range, check_positive_int
+from ..params import Boolean, Device, Integral, Interval, Options, Real, Seed
 from ..training import train_epochs
 from .base import Transform
 
@@ -86,25 +86,29 @@ class N2N(Transform):
     net_ : adkit.nets.unet.UNet
     """
 
-    def __init__(self, pairing: str = "images", epochs: int = 40, batch_size: int = 8,
+    _parameter_constraints = {
+        "pairing": Options(*PAIRINGS),
+        "epochs": Interval(Integral, 1, 100000),
+        "batch_size": Interval(Integral, 1, 4096),
+        "crop": Interval(Integral, 8, 4096),
+        "patch_size": Interval(Integral, 8, 1024),
+        "n_nearest": Interval(Integral, 1, 1000),
+        "search": Interval(Integral, 0, 64),
+        "crops_per_image": Interval(Integral, 1, 10000),
+        "width": Interval(Real, 0, 4, closed="right"),
+        "lr": Interval(Real, 0, 1, closed="right"),
+        "seed": Seed(),
+        "device": [None, Device()],
+        "progress": Boolean(),
+    }
+    _min_train = 2
+    _min_train_why = "its training pairs are two different normal images"
+
+    def __init__(self, *, pairing: str = "images", epochs: int = 40, batch_size: int = 8,
                  crop: int = 64, patch_size: int = 32, n_nearest: int = 3, search: int = 6,
                  crops_per_image: int = 4, width: float = 0.25, lr: float = 2e-3,
                  seed: int = 0, device: str | None = None, progress: bool = True):
-        self.pairing = check_choice(pairing, "pairing", PAIRINGS)
-        self.epochs = check_positive_int(epochs, "epochs")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.crop = check_positive_int(crop, "crop", 8)
-        self.patch_size = check_positive_int(patch_size, "patch_size", 8)
-        self.n_nearest = check_positive_int(n_nearest, "n_nearest")
-        self.search = check_positive_int(search, "search", 0)
-        self.crops_per_image = check_positive_int(crops_per_image, "crops_per_image")
-        self.width = check_in_range(width, "width", 0, 4, low_inclusive=False)
-        self.lr = check_in_range(lr, "lr", 0, 1, low_inclusive=False)
-        self.seed = check_positive_int(seed, "seed", 0)
-        if device is not None and not isinstance(device, str):
-            raise TypeError(f"device must be None or a string like 'cuda' or 'cpu', got {device!r}.")
-        self.device = device
-        self.progress = bool(progress)
+        self._set_params(locals())
 
     # -- network ----------------------------------------------------------------------
     def _make_net(self):
@@ -208,11 +212,7 @@ class N2N(Transform):
         Interrupting (Ctrl-C / the notebook's stop button) ends training cleanly and
         keeps the weights reached so far.
         """
-        from ..checks import check_images
-        x = check_images(images, "train images", min_count=2)
-        self._fit(x)
-        self._mark_fitted()
-        return self
+        return super().fit(images)
 
     def _fit(self, x: np.ndarray) -> None:
         import torch
@@ -242,7 +242,8 @@ class N2N(Transform):
         self.history_ = []
         self.net_ = net
         train_epochs(epoch, self.epochs, net=net, name="N2N", desc=f"N2N ({self.pairing})",
-                     progress=self.progress, history=self.history_)
+                     progress=self.progress, history=self.history_,
+                     stacklevel=5)  # warn at the user's call: N2N.fit -> Transform.fit -> _fit
 
     def _transform(self, images: np.ndarray) -> np.ndarray:
         import torch

@@ -75,7 +75,7 @@ the same image; see ``return_clean``).
 ``scratch`` a thin bright or dark curve, a few pixels wide;
 ``contamination`` a blob of a foreign colour with its own grainy texture;
 ``missing`` a chunk of the object replaced by background (a chip at its edge), or a
-    hole in a texture;
+hole in a texture;
 ``stain`` a smooth-edged colour change.
 
 ``defect_contrast`` (default 1) scales how visible a defect is: below 1 the defect is
@@ -94,7 +94,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ...checks import check_in_range, check_positive_int
+from ...checks import check_batch_memory, check_in_range, check_positive_int
 from ..split import Split
 from .categories import (CATEGORIES, DEFAULTS, DEFECTS, KNOBS, NOISE_SIGMA, OBJECTS,
                          TEXTURES_SYN, check_category, check_contrast, check_defects,
@@ -206,7 +206,8 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
     """
     category = check_category(category)
     n = check_positive_int(n, "n")
-    size = check_positive_int(size, "size", minimum=32)
+    size = check_positive_int(size, "size", minimum=32, maximum=4096)
+    check_batch_memory(n, size, size, "synthetic images")
     ss = seed_sequence(seed)
     defects = check_defects(defects)
     strengths = {k: check_strength(v, k) for k, v in
@@ -294,6 +295,8 @@ def load(category: str, n_train: int = 60, n_test: int = 40, size: int = 256, se
     category = check_category(category)
     n_train = check_positive_int(n_train, "n_train")
     n_test = check_positive_int(n_test, "n_test")
+    size = check_positive_int(size, "size", minimum=32, maximum=4096)
+    check_batch_memory(n_train + n_test, size, size, "synthetic images")
     ratio = check_in_range(anomaly_ratio, "anomaly_ratio", 0.0, 1.0)
     defects = check_defects(defects)
     contrast = check_contrast(defect_contrast)

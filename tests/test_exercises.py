@@ -1,0 +1,278 @@
+"""The self-checking exercises (adkit.exercises): for every registered exercise the library's
+reference and a student-style solution pass, and every typical mistake fails with a report
+that names it; the report itself says what differs in a student's words."""
+import doctest
+import json
+
+import numpy as np
+import pytest
+
+import adkit.exercises as ex
+from adkit.exercises import Case, Exercise, Mistake, compare
+
+IDS = ex.list()
+
+
+def test_every_lesson_has_exercises_and_ids_follow_the_convention():
+    assert {int(i[:2]) for i in IDS} == set(range(8))
+    assert 2 <= len(ex.list(lesson=0)) <= 4 and 2 <= len(ex.list(lesson=1)) <= 4
+    for i in IDS:
+        e = ex.get(i)
+        assert ex.ID_PATTERN.fullmatch(i) and e.lesson == int(i[:2])
+        assert len(e.statement) > 80 and e.function_name.startswith("my_")
+        assert e.id in e.text() and e.id in e._repr_html_()
+
+
+@pytest.mark.parametrize("exercise_id", IDS)
+def test_the_reference_and_a_student_solution_pass(exercise_id):
+    e = ex.get(exercise_id)
+    assert e.solution is not None, f"{exercise_id} has no student-style solution"
+    for seed in (0, 1, 2):                 # other seeds, other cases: still no near-tie
+        result = e.check(e.solution, seed=seed)
+        assert result.passed, str(result)
+        if e.reference is not None:        # the library itself, wrapped as a student's
+            assert e.check(e.reference, seed=seed).passed
+    assert result.summary().startswith("✓") and "all" in result.summary()
+    cases = e.make_cases(seed=0)
+    assert len(cases) >= 3, "a check needs several cases, edge cases among them"
+    assert [c.name for c in e.make_cases(seed=0)] == [c.name for c in cases]   # seeded
+
+
+@pytest.mark.parametrize("exercise_id", IDS)
+def test_typical_mistakes_fail_with_a_helpful_message(exercise_id):
+    e = ex.get(exercise_id)
+    assert e.mistakes, f"{exercise_id} lists no typical mistake"
+    for m, seed in [(m, seed) for m in e.mistakes for seed in (0, 1)]:
+        result = e.check(m.fn, seed=seed)
+        report = str(result)
+        assert not result.passed, f"{exercise_id}: the mistake {m.what!r} passes"
+        assert m.says.lower() in report.lower(), \
+            f"{exercise_id}: for {m.what!r} the report does not say {m.says!r}:\n{report}"
+        assert "hint:" in report, f"{exercise_id}: no hint for {m.what!r}:\n{report}"
+        with pytest.raises(AssertionError, match=e.id):
+            result.assert_passed()
+
+
+@pytest.mark.parametrize("exercise_id", IDS)
+def test_a_stub_shows_not_written_yet_and_never_raises(exercise_id):
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+
+    result = ex.check(exercise_id, stub)
+    assert not result.passed and result.not_written
+    assert "not written yet" in str(result) and "not written yet" in result._repr_html_()
+
+
+# -- the messages, on the worked examples of lessons 00 and 01 ---------------------------------
+def test_auroc_by_counting_pairs_and_its_mistakes():
+    def my_auroc(labels, scores):                    # the solution a student writes
+        pos = scores[labels == 1]
+        neg = scores[labels == 0]
+        return ((pos[:, None] > neg).sum() + 0.5 * (pos[:, None] == neg).sum()) / \
+            (len(pos) * len(neg))
+
+    assert ex.check("00.image_auroc", my_auroc).passed
+
+    def reversed_auroc(labels, scores):
+        return 1 - my_auroc(labels, scores)
+
+    report = str(ex.check("00.image_auroc", reversed_auroc))
+    assert "1 − AUROC" in report and "✗ 1. 20 images" in report
+    assert "expected 0.958333, got 0.0416667" in report
+
+    def unnormalized(labels, scores):
+        return my_auroc(labels, scores) * len(labels)
+
+    assert "between 0 and 1" in str(ex.check("00.image_auroc", unnormalized))
+
+
+def test_false_alarms_count_regions_not_pixels():
+    from scipy import ndimage
+
+    def four_connected(detections, labels):
+        return np.mean([ndimage.label(d)[1] for d in detections[labels == 0]])
+
+    result = ex.check("00.false_alarms", four_connected)
+    corner = [c for c in result.cases if c.name == "pixels that touch only by a corner"]
+    assert not corner[0].passed and "8-connectivity" in str(result)
+
+
+def test_midway_hints_name_the_mistake():
+    def pixel_average(u, v):
+        m = (u + v) / 2
+        return m, m
+
+    report = str(ex.check("01.midway_two_images", pixel_average))
+    assert "averaged the images pixel by pixel" in report
+    assert "u2: values differ: largest difference" in report
+    assert "called with u = float32 array (12, 16, 3), v = float32 array (12, 16, 3)" in report
+
+    def one_image(u, v):
+        return ex.get("01.midway_two_images").solution(u, v)[0]
+
+    report = str(ex.check("01.midway_two_images", one_image))
+    assert "a tuple of 2 values (u2, v2)" in report
+
+
+def test_warp_point_recognises_swapped_parameters():
+    def row_major(p, x, y):
+        a = np.array([[1 + p[0], p[1], p[4]], [p[2], 1 + p[3], p[5]]])
+        return tuple(a @ [x, y, 1])
+
+    result = ex.check("01.warp_point", row_major)
+    assert not result.passed and "p2 and p3 are swapped" in str(result)
+    assert result.cases[0].passed                      # the identity cannot tell
+
+
+# -- the report, for any exercise ---------------------------------------------------------------
+def _toy(**kw):
+    """A small exercise over np.cumsum (an ordinary library function) for the framework."""
+    def cases(rng):
+        yield Case("five numbers", (rng.random(5),))
+        yield Case("a 2×3 array", (rng.random((2, 3)).astype(np.float32),),
+                   hint="flatten first: cumsum of all values in raster order.")
+    return Exercise("99.toy", title="Cumulative sums", statement="x " * 50,
+                    signature="my_cumsum(x) -> sums", reference=lambda x: np.cumsum(x),
+                    cases=cases, **kw)
+
+
+def test_the_report_says_shape_dtype_exception_none_and_mutation():
+    toy = _toy()
+    assert toy.check(lambda x: np.cumsum(x)).passed
+
+    shape = str(toy.check(lambda x: np.cumsum(x, axis=-1)))
+    assert "wrong shape: expected (6,), got (2, 3)" in shape
+    assert "the same number of values: reshape to (6,)" in shape
+    assert "flatten first" in shape                              # the case's hint
+
+    dtype = str(toy.check(lambda x: np.cumsum(x) > 0))
+    assert "wrong dtype: expected floats" in dtype and "got booleans (bool)" in dtype
+
+    def raises(x):
+        y = x.ravel()
+        return y[10]
+
+    text = str(toy.check(raises))
+    assert "it raised IndexError at line 3 of raises `return y[10]`" in text
+
+    def forgot_return(x):
+        np.cumsum(x)
+
+    assert "is None: did you forget the `return` line?" in str(toy.check(forgot_return))
+
+    def in_place(x):
+        x[...] = np.cumsum(x).reshape(x.shape)
+        return x.ravel()
+
+    result = toy.check(in_place)
+    assert result.passed and "changed its input x in place" in str(result)
+
+    values = str(toy.check(lambda x: np.cumsum(x) + np.arange(np.size(x)) * 1e-3))
+    assert "values differ: largest difference 0.004 at index (4)" in values
+    assert "4 of 5 values are off by more than 1e-06" in values
+
+    nan = str(toy.check(lambda x: np.cumsum(x) * np.nan))
+    assert "NaN value(s) where numbers are expected" in nan
+
+    lists = toy.check(lambda x: list(np.cumsum(x)))
+    assert lists.passed and "a numpy array is expected" in str(lists)
+
+    f64 = toy.check(lambda x: np.cumsum(x, dtype=np.float64))
+    assert f64.passed and "is float64; adkit gives float32" in str(f64)
+    strict = _toy(dtype="same").check(lambda x: np.cumsum(x, dtype=np.float64))
+    assert not strict.passed and "expected float32, got float64" in str(strict)
+
+    assert "pass the function itself, my_cumsum without parentheses" in \
+        toy.check(np.zeros(3)).summary()
+
+
+def test_compare_numbers_tuples_and_integers():
+    assert compare(0.5, 0.5 + 1e-9)[0] is None
+    assert "expected 0.5, got 0.6" in compare(0.5, 0.6)[0]
+    assert compare(3, np.int64(3))[0] is None and "expected 3, got 4" in compare(3, 4)[0]
+    problem, notes = compare(3, 3.0)
+    assert problem is None and "an integer is expected" in notes[0]
+    assert "expected the integer 3" in compare(3, 3.5)[0]
+    assert "expected one number" in compare(1.0, "one")[0]
+    assert compare((1.0, np.ones(2)), [1.0, np.ones(2)])[0] is None
+    assert "expected a tuple of 2 values (a, b)" in compare((1.0, 2.0), 1.0, names=("a", "b"))[0]
+    assert "b: expected 2, got 3" in compare((1.0, 2.0), (1.0, 3.0), names=("a", "b"))[0]
+    problem, notes = compare(2.0, np.array([2.0]))
+    assert problem is None and "one number is expected" in notes[0]
+    masks = compare(np.eye(3, dtype=bool), ~np.eye(3, dtype=bool))[0]
+    assert "9 of 9 values differ; the first at index (0, 0): expected True, got False" in masks
+
+
+def test_the_library_refusing_an_input_means_the_student_must_refuse_it_too():
+    def cases(rng):
+        yield Case("a negative side", (-1,))
+    refuse = Exercise("99.refuse", title="t", statement="s", signature="my_f(n)",
+                      reference=lambda n: np.zeros(n), cases=cases)
+    assert refuse.check(lambda n: np.zeros(n)).passed
+    report = str(refuse.check(lambda n: np.zeros(abs(n))))
+    assert "adkit raises ValueError for this input" in report
+
+
+def test_a_hint_that_fails_says_nothing_and_html_escapes():
+    def broken(case, got, expected):
+        raise RuntimeError("boom")
+
+    toy = _toy(hints=[broken])
+    result = toy.check(lambda x: np.cumsum(x) + 1)
+    assert not result.passed and "boom" not in str(result)
+    html = _toy().check(lambda x: "<b>")._repr_html_()
+    assert "&lt;b&gt;" in html and "'<b>'" not in html
+
+
+def test_get_list_and_register():
+    assert ex.get("01.midway_two_images").function_name == "my_midway"
+    with pytest.raises(KeyError, match="did you mean '01.midway_two_images'"):
+        ex.get("01.midway_two_image")
+    assert ex.list(lesson=1) == [i for i in IDS if i.startswith("01.")]
+    with pytest.raises(ValueError, match="two digits of the lesson"):
+        _toy().__class__("1.bad", title="t", statement="s", signature="f(x)", cases=list)
+    with pytest.raises(ValueError, match="two exercises have the id"):
+        ex.register(Exercise("00.iou", title="another", statement="s", signature="f(x)",
+                             cases=list))
+    assert isinstance(ex.get("00.iou").mistakes[0], Mistake)
+
+
+def test_the_package_docstring_example_runs():
+    assert doctest.testmod(ex, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_the_notebook_convention_runs_under_nbval(tmp_path):
+    """A lesson's exercise cells as the docstring describes them: the stub cell and the hidden
+    solution cell both run; the solution cell fails the notebook when the solution is wrong."""
+    import subprocess
+    import sys
+
+    def notebook(solution_body):
+        cells = [
+            {"cell_type": "code", "metadata": {"tags": ["exercise"]}, "outputs": [],
+             "execution_count": None,
+             "source": "import adkit.exercises\n\ndef my_gamma(eps, n_tests):\n"
+                       "    raise NotImplementedError\n\n"
+                       "adkit.exercises.check('03.gamma_eps', my_gamma)"},
+            {"cell_type": "code", "outputs": [], "execution_count": None,
+             "metadata": {"tags": ["solution", "hide-input"], "jupyter": {"source_hidden": True}},
+             "source": "# Solution\nimport numpy as np\nfrom scipy.special import erfcinv\n\n"
+                       f"def my_gamma(eps, n_tests):\n{solution_body}\n\n"
+                       "adkit.exercises.check('03.gamma_eps', my_gamma).assert_passed()"},
+        ]
+        return {"cells": cells, "metadata": {"kernelspec": {"name": "python3",
+                                                            "display_name": "Python 3"}},
+                "nbformat": 4, "nbformat_minor": 5}
+
+    right = "    p = eps / n_tests\n    return 0.0 if p >= 1 else float(np.sqrt(2) * erfcinv(p))"
+    wrong = "    return float(np.sqrt(2) * erfcinv(eps))"
+    runs = {}
+    for name, body in (("right", right), ("wrong", wrong)):
+        path = tmp_path / f"{name}.ipynb"
+        path.write_text(json.dumps(notebook(body)))
+        runs[name] = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                     "--nbval-lax", "--nbval-current-env", str(path)],
+                                    capture_output=True, text=True, cwd=tmp_path)
+    assert runs["right"].returncode == 0, runs["right"].stdout[-2000:]
+    assert runs["wrong"].returncode != 0
+    assert "divide ε by the number of tests" in runs["wrong"].stdout
