@@ -59,6 +59,7 @@ def test_bench_aesc_fit_reports_epochs_times_and_quality():
     assert out["fit_s"] > 0 and out["fit_cpu_s"] > 0 and out["epoch_s"] > 0
     assert 0 <= out["image_auroc"] <= 1 and 0 <= out["pixel_auroc"] <= 1
     assert out["load_before"] >= 0
+    assert len(out["val_curve"].split()) == len(out["train_curve"].split()) == out["epochs_run"]
 
 
 def test_bench_aesc_step_times_each_layout_and_thread_count():

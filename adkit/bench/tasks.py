@@ -339,7 +339,9 @@ def bench_aesc_fit(size: int = 256, category: str = "tile", n_train: int = 200,
 
     Returns the wall-clock and CPU seconds of fit and predict, the epochs run, the
     best (kept) epoch, seconds per epoch, the last training and the best validation
-    loss, the image and pixel AUROC, and the load average (1 min) before and after.
+    loss, the image and pixel AUROC, the load average (1 min) before and after, and
+    both loss curves (``train_curve``, ``val_curve``: one value per epoch, to see the
+    plateau that stopped the training).
     """
     import os
 
@@ -373,7 +375,10 @@ def bench_aesc_fit(size: int = 256, category: str = "tile", n_train: int = 200,
                 "predict_s": t2 - t1, "predict_cpu_s": c2 - c1,
                 "image_auroc": float(image_auroc(test.labels, res.scores)),
                 "pixel_auroc": float(pixel_auroc(test.masks, res.maps)),
-                "load_before": load_before, "load_after": os.getloadavg()[0]}
+                "load_before": load_before, "load_after": os.getloadavg()[0],
+                # the curves (one value per epoch), to see the plateau
+                "train_curve": " ".join(f"{v:.5f}" for v in det.history_),
+                "val_curve": " ".join(f"{v:.5f}" for v in det.val_history_)}
     finally:
         torch.set_num_threads(old)
 
