@@ -252,7 +252,7 @@ def test_validation_split_errors(data):
     train, _ = data
     with pytest.raises(ValueError, match="validation_fraction"):
         AESc(validation_fraction=1.0)
-    with pytest.raises(ValueError, match="holds out 0 and leaves 2 to train"):
+    with pytest.raises(ValueError, match="holds out 1 and leaves 1 to train"):
         AESc(epochs=1, progress=False).fit(train.images[:2])
     # validation_fraction=0 trains on few images
     det = AESc(width=0.125, epochs=1, validation_fraction=0, n_samples=2,

@@ -100,7 +100,8 @@ class AESc(Detector):
     lr_patience : int, default 5
         Epochs without improvement before the learning rate is divided by 10.
     validation_fraction : float, default 0.2
-        Fraction of the training images held out (a seeded random draw) to measure a
+        Fraction of the training images held out (a seeded random draw, at least one
+        image, so at least 3 training images are needed) to measure a
         validation loss after every epoch: the MSE between the clean held-out images
         and the network's reconstruction of *fixed* corruptions of them (one draw per
         image, made once), so that two epochs are compared on the same inputs. It
@@ -220,12 +221,12 @@ class AESc(Detector):
         """(training, held-out) indices: a seeded random ``validation_fraction``."""
         if self.validation_fraction == 0:
             return np.arange(n), np.arange(0)
-        n_val = int(round(self.validation_fraction * n))
-        if n_val < 1 or n - n_val < 2:
+        n_val = max(1, int(round(self.validation_fraction * n)))   # at least one image
+        if n - n_val < 2:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction:g} of {n} training images "
                 f"holds out {n_val} and leaves {n - n_val} to train; AESc needs at least one "
-                "held-out image and two training images: pass more images, or "
+                "held-out image and two training images: pass at least 3 images, or "
                 "validation_fraction=0 to train on all of them without early stopping.")
         order = np.random.default_rng([self.seed, 1]).permutation(n)
         return np.sort(order[n_val:]), np.sort(order[:n_val])
