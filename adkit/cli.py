@@ -253,8 +253,10 @@ def main(argv=None) -> int:
             rows = [B.bench_one(args.method, args.data, _parse_params(args.param), args.steps,
                                 seed=args.seed, eps=args.eps, **_data_kwargs(args))]
         else:
-            rows = [B.run_task(t, **{k: v for k, v in _data_kwargs(args).items()
-                                     if k == "size"}) for t in args.task]
+            # a task takes the image size, the numbers of images and --param keywords
+            # that it knows (e.g. --task aesc --param epochs=100)
+            kw = {k: v for k, v in _data_kwargs(args).items() if k != "root"}
+            rows = [B.run_task(t, **kw, **_parse_params(args.param)) for t in args.task]
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -404,17 +404,30 @@ def plot_pro(masks: np.ndarray, maps: np.ndarray, ax=None, label: str | None = N
     return ax
 
 
-def plot_history(history, ax=None, label: str | None = None, log: bool = True):
-    """A training loss curve (list of floats, one per step or epoch)."""
+def plot_history(history, ax=None, label: str | None = None, log: bool = True, *,
+                 val_history=None, best_epoch: int | None = None):
+    """A training loss curve (list of floats, one per step or epoch), and optionally
+    the validation loss of the same epochs (``val_history``, e.g. a model's
+    ``val_history_``: drawn dashed in the same colour) with the kept ``best_epoch``
+    (1-based, e.g. ``best_epoch_``) marked on it."""
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(_width(5), 3))
-    ax.plot(np.arange(1, len(history) + 1), history, label=label)
-    if log and np.all(np.asarray(history) > 0):
+    val = [] if val_history is None else list(val_history)
+    tag = (lambda what: f"{label} ({what})" if label else what) if val else (lambda _: label)
+    line, = ax.plot(np.arange(1, len(history) + 1), history, label=tag("training"))
+    if val:
+        ax.plot(np.arange(1, len(val) + 1), val, "--", color=line.get_color(),
+                label=tag("validation"))
+        if best_epoch is not None and 1 <= best_epoch <= len(val):
+            ax.plot([best_epoch], [val[best_epoch - 1]], "o", color=line.get_color(),
+                    label=tag(f"best epoch {best_epoch}"))
+    values = np.concatenate([np.asarray(history, float), np.asarray(val, float)])
+    if log and np.all(values > 0):
         ax.set_yscale("log")
-    ax.set_xlabel("step")
+    ax.set_xlabel("epoch" if val else "step")
     ax.set_ylabel("loss")
-    if label:
+    if label or val:
         ax.legend()
     return ax
 

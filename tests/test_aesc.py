@@ -20,8 +20,21 @@ def one_thread():
 
 
 # -- the network ------------------------------------------------------------------------
+def test_width_one_is_the_papers_network():
+    """16 channels doubling to 512 at the 6th level: the paper's 4x4x512 latent at 256 px."""
+    net = Autoencoder(width=1.0).eval()
+    assert net.channels == [16, 32, 64, 128, 256, 512]
+    assert Autoencoder(width=0.5).channels == [8, 16, 32, 64, 128, 256]
+    latent = {}
+    net.enc[-1].register_forward_hook(lambda m, i, o: latent.update(z=o))
+    with torch.no_grad():
+        net(torch.rand(1, 3, 256, 256))
+    assert latent["z"].shape == (1, 512, 4, 4)
+    assert AESc().width == 0.5 and AESc(width=1.0)._build().channels[-1] == 512
+
+
 def test_shapes_latent_and_channels():
-    net = Autoencoder(width=1 / 16).eval()
+    net = Autoencoder(width=1 / 8).eval()
     assert net.channels == [2, 4, 8, 16, 32, 64]
     latent = {}
     net.enc[-1].register_forward_hook(lambda m, i, o: latent.update(z=o))
@@ -87,8 +100,10 @@ def test_dropout_only_active_in_mc_mode():
 
 
 # -- the detector -----------------------------------------------------------------------
-# the settings of notebook 06 (64 px, width 0.25, 30 epochs, batch 4), more test images
+# the settings of notebook 06 (64 px, width 0.5, 30 epochs, batch 4, no validation), more
+# test images
 S = NOTEBOOK_SETTINGS
+FIT = {k: S[k] for k in ("width", "batch_size", "validation_fraction", "lr_patience")}
 SIZE, EPOCHS, N_TEST = S["size"], S["epochs"], 80
 FLOOR, MARGIN, RATIO = 0.65, 0.1, 1.1
 
@@ -103,8 +118,7 @@ def data():
 @pytest.fixture(scope="module")
 def trained(data):
     train, _ = data
-    kw = dict(width=S["width"], epochs=EPOCHS, batch_size=S["batch_size"], n_samples=8,
-              progress=False, seed=0)
+    kw = dict(epochs=EPOCHS, n_samples=8, progress=False, seed=0, **FIT)
     return {c: AESc(corruption=c, **kw).fit(train) for c in ("stain", None)}
 
 
@@ -147,9 +161,11 @@ def test_result_contents(results, trained, data):
     np.testing.assert_allclose(r.scores, np.sqrt((r.maps.astype(np.float64) ** 2).mean((1, 2))),
                                rtol=1e-5)
     assert (r.extras["uncertainty"].reshape(n, -1).max(1) > 0).all()
-    # history: one mean MSE per epoch, decreasing overall
-    h = trained["stain"].history_
+    # history: one mean MSE per epoch, decreasing overall; no validation at these settings
+    m = trained["stain"]
+    h = m.history_
     assert len(h) == EPOCHS and h[-1] < 0.5 * h[0]
+    assert m.val_history_ == [] and m.best_epoch_ == EPOCHS and m.n_validation_ == 0
 
 
 def test_uncertainty_map_and_roundtrip(trained, results, data, tmp_path):
@@ -158,7 +174,8 @@ def test_uncertainty_map_and_roundtrip(trained, results, data, tmp_path):
     path = m.save(tmp_path / "aesc")
     loaded = AESc.load(path)
     assert loaded.get_params() == m.get_params()
-    assert loaded.history_ == m.history_
+    assert loaded.history_ == m.history_ and loaded.val_history_ == m.val_history_
+    assert loaded.best_epoch_ == m.best_epoch_ and loaded.n_validation_ == m.n_validation_
     r2 = loaded.predict(test.images[:6])
     r = results["stain"]
     np.testing.assert_allclose(r2.maps, r.maps[:6], rtol=1e-5, atol=1e-6)
@@ -192,3 +209,52 @@ def test_clear_errors():
         AESc(epochs=1, progress=False).fit(small)
     with pytest.raises(RuntimeError, match="not fitted"):
         AESc().predict(small)
+
+
+# -- early stopping on held-out images ----------------------------------------------------
+@pytest.fixture(scope="module")
+def early(data):
+    train, _ = data
+    det = AESc(width=0.25, epochs=40, batch_size=4, lr=3e-3, lr_patience=1, patience=2,
+               n_samples=2, progress=False, seed=3)
+    return det.fit(train.images[:20]), train.images[:20]
+
+
+def test_early_stopping_keeps_the_best_held_out_epoch(early):
+    """Validation on 20 % of the training images (fixed corruptions): training stops
+    ``patience`` epochs after the best validation loss and the network has that
+    epoch's weights (its loss on the held-out images, recomputed, is the best one)."""
+    det, images = early
+    h, v = det.history_, det.val_history_
+    assert det.n_validation_ == 4 and len(v) == len(h) < 40       # stopped early
+    best = int(np.argmin(v)) + 1
+    assert det.best_epoch_ == best and len(h) == best + det.patience
+    train_idx, val_idx = det._split(len(images))
+    assert len(val_idx) == 4 and not set(train_idx) & set(val_idx)
+    assert len(train_idx) + len(val_idx) == len(images)
+    np.testing.assert_array_equal(det._split(len(images))[1], val_idx)   # seeded
+    clean = images[val_idx]
+    noisy = det._corrupt(clean, np.random.default_rng([det.seed, 2]))
+    rec = AESc.reconstruct(det, noisy)
+    np.testing.assert_allclose(np.mean((rec.astype(np.float64) - clean) ** 2), v[best - 1],
+                               rtol=1e-4)
+
+
+def test_without_patience_the_whole_budget_runs_and_the_best_epoch_is_kept(data):
+    train, _ = data
+    det = AESc(width=0.125, epochs=4, batch_size=4, patience=None, n_samples=2,
+               progress=False).fit(train.images[:10])
+    assert len(det.history_) == len(det.val_history_) == 4 and det.n_validation_ == 2
+    assert det.best_epoch_ == int(np.argmin(det.val_history_)) + 1
+
+
+def test_validation_split_errors(data):
+    train, _ = data
+    with pytest.raises(ValueError, match="validation_fraction"):
+        AESc(validation_fraction=1.0)
+    with pytest.raises(ValueError, match="holds out 1 and leaves 1 to train"):
+        AESc(epochs=1, progress=False).fit(train.images[:2])
+    # validation_fraction=0 trains on few images
+    det = AESc(width=0.125, epochs=1, validation_fraction=0, n_samples=2,
+               progress=False).fit(train.images[:2])
+    assert det.n_validation_ == 0 and det.best_epoch_ == 1

@@ -9,8 +9,8 @@ import torch
 
 from adkit.bench import TASKS, run_task
 from adkit.bench.settings import NOTEBOOK_SETTINGS
-from adkit.bench.tasks import (bench_aesc_train, bench_align, bench_coreset, bench_eps_update,
-                               bench_nfa_segmentation, bench_selfsim_predict, bench_tree)
+from adkit.bench.tasks import (bench_aesc_fit, bench_aesc_step, bench_aesc_train, bench_align,
+                               bench_coreset, bench_eps_update, bench_nfa_segmentation, bench_selfsim_predict, bench_tree)
 from adkit.cli import main
 
 
@@ -44,16 +44,35 @@ def test_bench_tree_returns_seconds():
 
 
 def test_bench_aesc_reports_timings_and_auroc():
-    out = bench_aesc_train(epochs=1, width=0.0625, threads=None)  # None: keep torch's setting
+    out = bench_aesc_train(epochs=1, width=0.125, threads=None)  # None: keep torch's setting
     assert out["epochs"] == 1 and out["size"] == NOTEBOOK_SETTINGS["size"]
     assert out["threads"] == torch.get_num_threads()
     for tag in ("stain", "clean"):
         assert out[f"fit_{tag}_s"] > 0 and 0 <= out[f"image_auroc_{tag}"] <= 1
 
 
+def test_bench_aesc_fit_reports_epochs_times_and_quality():
+    out = bench_aesc_fit(size=64, n_train=10, n_test=6, threads=1, width=0.125, epochs=3,
+                         n_samples=2)
+    assert out["epochs_run"] <= out["epoch_budget"] == 3 and out["threads"] == 1
+    assert 1 <= out["best_epoch"] <= out["epochs_run"] and out["val_loss"] > 0
+    assert out["fit_s"] > 0 and out["fit_cpu_s"] > 0 and out["epoch_s"] > 0
+    assert 0 <= out["image_auroc"] <= 1 and 0 <= out["pixel_auroc"] <= 1
+    assert out["load_before"] >= 0
+    assert len(out["val_curve"].split()) == len(out["train_curve"].split()) == out["epochs_run"]
+
+
+def test_bench_aesc_step_times_each_layout_and_thread_count():
+    out = bench_aesc_step(size=64, width=0.125, batch_size=2, repeat=1, threads=(1,))
+    for what in ("train", "infer"):
+        for layout in ("contiguous", "channels_last"):
+            assert out[f"{what}_{layout}_1t_ms"] > 0 and out[f"{what}_{layout}_1t_cpu_ms"] > 0
+    assert out["speedup_channels_last"] > 0 and out["infer_no_grad_1t_cpu_ms"] > 0
+
+
 def test_tasks_take_only_the_options_they_know():
     assert set(TASKS) == {"reference", "synthetic", "align", "selfsim", "eps", "coreset",
-                          "knn", "nfa", "aesc"}
+                          "knn", "nfa", "aesc", "aesc_notebook", "aesc_step"}
     row = run_task("coreset", size=32, n=200, d=8)     # bench_coreset has no size
     assert row["task"] == "coreset" and row["n"] == 200 and row["same_selection"]
     assert row["total_s"] > 0 and row["peak_MB"] > 10

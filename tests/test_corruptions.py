@@ -102,13 +102,44 @@ def test_scratch_is_thin_and_long():
         assert (area <= 3 * 2 * 0.35 * side * 3).all()
 
 
-def test_gaussian_noise_sigma():
+def test_gaussian_noise_variance():
+    """The paper's levels {0.1, 0.2, 0.4, 0.8} are variances: std = sqrt(variance).
+    Clipping to [0, 1] bites at these levels, so on a gray 0.5 image the fraction of
+    unclipped values is P(|n| < 0.5) = erf(0.5 / sqrt(2 variance)), and the unclipped
+    values follow the normal law truncated to (-0.5, 0.5)."""
+    from scipy.special import erf
+    from scipy.stats import truncnorm
+    assert C.GAUSSIAN_VARIANCES == (0.1, 0.2, 0.4, 0.8)
     x = np.full((1, 256, 256, 3), 0.5, np.float32)
-    for sigma in (0.1, 0.2):
-        out, mask = C.gaussian(x, seed=0, sigma=sigma)
+    for var in C.GAUSSIAN_VARIANCES:
+        out, mask = C.gaussian(x, seed=1, variance=var)
         assert mask.all()
-        np.testing.assert_allclose((out - x).std(), sigma, rtol=0.05)
-    assert C.GAUSSIAN_SIGMAS == (0.1, 0.2, 0.4, 0.8)
+        d = (out - x).ravel()
+        inside = np.abs(d) < 0.5 - 1e-6
+        np.testing.assert_allclose(inside.mean(), erf(0.5 / np.sqrt(2 * var)), atol=0.01)
+        s = np.sqrt(var)
+        np.testing.assert_allclose(d[inside].std(),
+                                   truncnorm(-0.5 / s, 0.5 / s, scale=s).std(), rtol=0.02)
+    # the default is the smallest variance, 0.1 (std 0.32)
+    np.testing.assert_array_equal(C.gaussian(x, seed=2)[0], C.gaussian(x, seed=2, variance=0.1)[0])
+    # a small variance, where nothing clips: the std is exactly sqrt(variance)
+    out, _ = C.gaussian(x, seed=0, variance=0.01)
+    np.testing.assert_allclose((out - x).std(), 0.1, rtol=0.02)
+
+
+def test_mix2_gaussian_has_variance_01():
+    x = np.full((400, 64, 64, 3), 0.5, np.float32)
+    out, _, kinds = C.mix2(x, seed=0, return_kind=True)
+    noisy = out[np.array(kinds) == "gaussian"]
+    from scipy.special import erf
+    frac = np.mean(np.abs(noisy - 0.5) < 0.5 - 1e-6)
+    np.testing.assert_allclose(frac, erf(0.5 / np.sqrt(2 * 0.1)), atol=0.01)
+
+
+def test_gaussian_sigma_keyword_says_to_pass_variance():
+    x = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(TypeError, match=r"variance=0.1 .*variance=0.01"):
+        C.gaussian(x, sigma=0.1)
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -140,6 +171,6 @@ def test_clear_errors():
         C.corrupt(np.zeros((32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="size"):
         C.stain(x, size=(0.2, 0.1))
-    with pytest.raises(ValueError, match="sigma"):
-        C.gaussian(x, sigma=0)
+    with pytest.raises(ValueError, match="variance must be a positive number"):
+        C.gaussian(x, variance=0)
     assert C.CORRUPTIONS == ("stain", "gaussian", "scratch", "drops", "mix1", "mix2")

@@ -125,6 +125,27 @@ def test_warp_point_recognises_swapped_parameters():
 
 
 # -- the report, for any exercise ---------------------------------------------------------------
+def test_gaussian_noise_takes_the_papers_values_as_variances():
+    """Lesson 06: the paper's noise levels are variances; the former convention (the value
+    as a standard deviation) fails with the hint to take its square root."""
+    e = ex.get("06.gaussian_noise")
+    grey = np.full((64, 64, 3), 0.5, np.float32)
+    noisy = e.reference(grey, 0.01, 0)                  # std 0.1: hardly anything clipped
+    assert np.std(noisy - grey) == pytest.approx(0.1, rel=0.05)
+
+    def my_noise(image, variance, seed):
+        n = np.random.default_rng(seed).standard_normal(image.shape)
+        return np.clip(image + variance ** 0.5 * n, 0, 1)
+
+    def std_convention(image, sigma, seed):             # adkit's convention before issue 13
+        n = np.random.default_rng(seed).standard_normal(image.shape)
+        return np.clip(image + sigma * n, 0, 1)
+
+    assert ex.check("06.gaussian_noise", my_noise).passed
+    report = str(ex.check("06.gaussian_noise", std_convention))
+    assert "✗" in report and "np.sqrt(variance)" in report and "variance as its" in report
+
+
 def _toy(**kw):
     """A small exercise over np.cumsum (an ordinary library function) for the framework."""
     def cases(rng):

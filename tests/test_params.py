@@ -414,7 +414,7 @@ def test_public_functions_accept_numpy_scalars():
     assert contrario.count_tests([(i(4), i(4))], i(3)) == 48
     assert contrario.polyomino_tests(i(16)) == contrario.polyomino_tests(16)
     assert stain(test.images[0], seed=i(3), n_points=i(8))[0].shape == (32, 32, 3)
-    assert gaussian(test.images, seed=np.uint8(1), sigma=f(0.2))[0].shape == (4, 32, 32, 3)
+    assert gaussian(test.images, seed=np.uint8(1), variance=f(0.2))[0].shape == (4, 32, 32, 3)
     maps = np.random.default_rng(0).random(test.masks.shape)
     assert 0 <= metrics.aupro(test.masks, maps, max_fpr=f(0.3)) <= 1
     assert np.isfinite(metrics.optimal_threshold(test.masks, maps, n_thresholds=i(16)))

@@ -33,6 +33,17 @@ def test_grid_and_curves_draw():
     assert "0.750" in ax.get_legend().get_texts()[0].get_text()
     ax = viz.plot_history([1.0, 0.5, 0.25])
     assert ax.get_yscale() == "log"
+    assert ax.get_legend() is None and len(ax.lines) == 1
+    # training and validation of the same epochs, the kept epoch marked
+    ax = viz.plot_history([1.0, 0.5, 0.25, 0.2], val_history=[0.8, 0.4, 0.3, 0.35],
+                          best_epoch=3, label="AESc")
+    train, val, best = ax.lines
+    np.testing.assert_array_equal(val.get_ydata(), [0.8, 0.4, 0.3, 0.35])
+    assert val.get_linestyle() == "--" and val.get_color() == train.get_color()
+    assert list(best.get_xdata()) == [3] and list(best.get_ydata()) == [0.3]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "AESc (training)", "AESc (validation)", "AESc (best epoch 3)"]
+    assert ax.get_xlabel() == "epoch"
     assert len(viz.show_images(imgs, ncols=2).axes) == 4
     assert len(viz.show_images(maps, ncols=3).axes) == 3 + 1   # maps get a colorbar
 

@@ -15,7 +15,8 @@ from .settings import NOTEBOOK_SETTINGS
 
 __all__ = ["TASKS", "bench_reference", "bench_synthetic", "bench_align",
            "bench_selfsim_predict", "bench_eps_update", "bench_coreset", "bench_knn",
-           "bench_nfa_segmentation", "bench_tree", "bench_aesc_train"]
+           "bench_nfa_segmentation", "bench_tree", "bench_aesc_train", "bench_aesc_fit",
+           "bench_aesc_step"]
 
 
 def _timeit(fn, repeat: int = 1) -> float:
@@ -277,7 +278,7 @@ def bench_aesc_train(category: str | None = None, size: int | None = None,
                      threads: int | None = 1) -> dict:
     """Time the training of AESc + Stain (and of AESc on clean images) at the settings
     of notebook 06 (:data:`adkit.bench.settings.NOTEBOOK_SETTINGS`), and the image
-    AUROC of both. Target: under 5 min on 2 CPU cores.
+    AUROC of both (``python -m adkit bench --task aesc_notebook``). Target: under 5 min on 2 CPU cores.
 
     ``threads`` fixes ``torch.set_num_threads`` (1, as in the notebook: these small
     convolutions gain little from a second thread; ``None`` leaves torch's setting).
@@ -305,7 +306,8 @@ def bench_aesc_train(category: str | None = None, size: int | None = None,
                "threads": torch.get_num_threads()}
         for corruption in ("stain", None):
             det = AESc(corruption=corruption, width=s["width"], epochs=s["epochs"],
-                       batch_size=s["batch_size"], seed=0, progress=False)
+                       batch_size=s["batch_size"], validation_fraction=s["validation_fraction"],
+                       lr_patience=s["lr_patience"], seed=0, progress=False)
             c0, t0 = time.process_time(), time.perf_counter()
             det.fit(train)
             c1, t1 = time.process_time(), time.perf_counter()
@@ -322,6 +324,137 @@ def bench_aesc_train(category: str | None = None, size: int | None = None,
         torch.set_num_threads(old)
 
 
+def bench_aesc_fit(size: int = 256, category: str = "tile", n_train: int = 200,
+                   n_test: int = 100, threads: int | None = None, seed: int = 0,
+                   progress: bool = False, **params) -> dict:
+    """Fit AESc with its defaults on ``n_train`` synthetic images at ``size`` px, as a
+    new user would on a real category, and predict ``n_test``
+    (``python -m adkit bench --task aesc``; ``--param key=value`` sets an AESc keyword,
+    e.g. ``--param epochs=100 --param validation_fraction=0`` for the former defaults).
+
+    Target (issue 13): the default ``fit`` on 200 images at 256 px in at most 10 min on
+    2 CPU cores. ``params`` go to :class:`adkit.models.AESc` (e.g. ``width=1.0``, the
+    paper's network; ``patience=None`` runs the whole epoch budget). ``threads`` fixes
+    ``torch.set_num_threads`` (None: torch's default, one per core).
+
+    Returns the wall-clock and CPU seconds of fit and predict, the epochs run, the
+    best (kept) epoch, seconds per epoch, the last training and the best validation
+    loss, the image and pixel AUROC, the load average (1 min) before and after, and
+    both loss curves (``train_curve``, ``val_curve``: one value per epoch, to see the
+    plateau that stopped the training).
+    """
+    import os
+
+    import torch
+
+    from ..data import load
+    from ..metrics import image_auroc, pixel_auroc
+    from ..models import AESc
+
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        train, test = load(f"synthetic/{category}", n_train=n_train, n_test=n_test,
+                           size=size, seed=seed)
+        det = AESc(seed=seed, progress=progress, **params)
+        load_before = os.getloadavg()[0]
+        c0, t0 = time.process_time(), time.perf_counter()
+        det.fit(train)
+        c1, t1 = time.process_time(), time.perf_counter()
+        res = det.predict(test)
+        c2, t2 = time.process_time(), time.perf_counter()
+        n_epochs = len(det.history_)
+        return {"category": category, "size": int(size), "n_train": int(n_train),
+                "n_test": int(n_test), "width": det.width, "threads": torch.get_num_threads(),
+                "fit_s": t1 - t0, "fit_cpu_s": c1 - c0, "epochs_run": n_epochs,
+                "epoch_budget": det.epochs, "best_epoch": det.best_epoch_,
+                "epoch_s": (t1 - t0) / n_epochs, "epoch_cpu_s": (c1 - c0) / n_epochs,
+                "train_loss": det.history_[-1],
+                "val_loss": min(det.val_history_) if det.val_history_ else None,
+                "predict_s": t2 - t1, "predict_cpu_s": c2 - c1,
+                "image_auroc": float(image_auroc(test.labels, res.scores)),
+                "pixel_auroc": float(pixel_auroc(test.masks, res.maps)),
+                "load_before": load_before, "load_after": os.getloadavg()[0],
+                # the curves (one value per epoch), to see the plateau
+                "train_curve": " ".join(f"{v:.5f}" for v in det.history_),
+                "val_curve": " ".join(f"{v:.5f}" for v in det.val_history_)}
+    finally:
+        torch.set_num_threads(old)
+
+
+def bench_aesc_step(size: int = 256, width: float = 0.5, batch_size: int = 16,
+                    repeat: int = 3, threads=(1, 2)) -> dict:
+    """The CPU speed-ups of AESc, one at a time: CPU seconds per image of a training
+    step (forward, backward, Adam) and of an inference pass of the network at
+    ``size`` px, in torch's default (contiguous) memory layout and in channels-last,
+    with 1 and 2 threads, and inference under ``no_grad`` vs ``inference_mode``.
+
+    CPU time (``time.process_time``, all threads) is reported next to the wall time:
+    on a shared machine the CPU time of a one-thread run is the steadier figure.
+    Keys: ``train_<layout>_<threads>t_ms`` (wall, ms per image), ``..._cpu_ms``,
+    ``infer_...``, ``speedup_channels_last`` (training, 1 thread, wall).
+    """
+    import torch
+
+    from ..nets.autoencoder import Autoencoder
+
+    old = torch.get_num_threads()
+    out = {"size": int(size), "width": float(width), "batch_size": int(batch_size)}
+    try:
+        for layout, fmt in (("contiguous", torch.contiguous_format),
+                            ("channels_last", torch.channels_last)):
+            torch.manual_seed(0)
+            net = Autoencoder(width=width).to(memory_format=fmt)
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+            x = torch.rand(batch_size, 3, size, size).contiguous(memory_format=fmt)
+            y = torch.rand(batch_size, 3, size, size).contiguous(memory_format=fmt)
+
+            def step():
+                loss = torch.mean((net(x) - y) ** 2)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+            for t in threads:
+                torch.set_num_threads(int(t))
+                net.train()
+                step()  # warm-up (oneDNN primitive creation)
+                for what, fn in (("train", step), ("infer", None)):
+                    if what == "infer":
+                        net.eval()
+
+                        def fn():
+                            with torch.inference_mode():
+                                net(x)
+                        fn()
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    for _ in range(repeat):
+                        fn()
+                    c1, t1 = time.process_time(), time.perf_counter()
+                    per = 1000 / (repeat * batch_size)
+                    out[f"{what}_{layout}_{t}t_ms"] = (t1 - t0) * per
+                    out[f"{what}_{layout}_{t}t_cpu_ms"] = (c1 - c0) * per
+                if layout == "channels_last" and t == threads[0]:
+                    def grad_off():
+                        with torch.no_grad():
+                            net(x)
+                    grad_off()
+                    c0 = time.process_time()
+                    for _ in range(repeat):
+                        grad_off()
+                    out[f"infer_no_grad_{t}t_cpu_ms"] = \
+                        (time.process_time() - c0) * 1000 / (repeat * batch_size)
+        t = threads[0]
+        out["speedup_channels_last"] = (out[f"train_contiguous_{t}t_ms"]
+                                        / out[f"train_channels_last_{t}t_ms"])
+        out["speedup_channels_last_cpu"] = (out[f"train_contiguous_{t}t_cpu_ms"]
+                                            / out[f"train_channels_last_{t}t_cpu_ms"])
+        return out
+    finally:
+        torch.set_num_threads(old)
+
+
 #: name → ``function(**options)`` returning a dict of measured figures
 TASKS = {
     "reference": bench_reference,
@@ -332,5 +465,7 @@ TASKS = {
     "coreset": bench_coreset,
     "knn": bench_knn,
     "nfa": bench_tree,
-    "aesc": bench_aesc_train,
+    "aesc": bench_aesc_fit,
+    "aesc_notebook": bench_aesc_train,
+    "aesc_step": bench_aesc_step,
 }

@@ -1,7 +1,8 @@
 """The AE / AESc convolutional autoencoder (Collin & De Vleeschouwer, ICPR 2020).
 
 Architecture (``C_i = round(base · width · 2^i)`` channels at level i, 5×5 kernels,
-BatchNorm + LeakyReLU(0.3) after every hidden convolution)::
+BatchNorm + LeakyReLU(0.3) after every hidden convolution; ``base=16, width=1`` is the
+paper's network, 16 to 512 channels, a 4×4×512 latent at 256 px)::
 
     encoder   level i = 0..5:   e_i = LReLU(BN(conv5x5, stride 2))(e_{i-1})   H/2^(i+1), C_i
                                 (e_5 is the latent: 4x4 at 256 px)
@@ -72,20 +73,20 @@ class Autoencoder(nn.Module):
     Parameters
     ----------
     width : float, default 1.0
-        Multiplier of the channel counts ``base · 2^i``. 1.0 with ``base=32`` is the
-        authors' configuration (32 … 1024 channels, ~17 M parameters); 0.125–0.25
-        trains in minutes on a CPU at 64–128 px.
+        Multiplier of the channel counts ``base · 2^i``. 1.0 with ``base=16`` is the
+        authors' configuration (16, 32, …, 512 channels: the paper's 4×4×512 latent at
+        256 px, 8.7 M parameters); 0.5 has a quarter of the parameters and multiply-adds.
     skips : bool, default True
         Additive skip connections (AESc). False: the plain AE.
-    base : int, default 32
-        Channels of the first level before ``width``.
+    base : int, default 16
+        Channels of the first level before ``width`` (the authors' 16).
     dropout : sequence of 6 floats, default :data:`PAPER_DROPOUT`
         MC-dropout rates from fine to coarse.
     depth : int, default 6
         Number of stride-2 levels (the paper: 6, a 4×4 latent at 256 px).
     """
 
-    def __init__(self, width: float = 1.0, skips: bool = True, base: int = 32,
+    def __init__(self, width: float = 1.0, skips: bool = True, base: int = 16,
                  dropout=PAPER_DROPOUT, depth: int = 6):
         super().__init__()
         if width <= 0:

@@ -242,7 +242,8 @@ class N2N(Transform):
         self.history_ = []
         self.net_ = net
         train_epochs(epoch, self.epochs, net=net, name="N2N", desc=f"N2N ({self.pairing})",
-                     progress=self.progress, history=self.history_)
+                     progress=self.progress, history=self.history_,
+                     stacklevel=5)  # warn at the user's call: N2N.fit -> Transform.fit -> _fit
 
     def _transform(self, images: np.ndarray) -> np.ndarray:
         import torch
