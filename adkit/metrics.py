@@ -603,7 +603,7 @@ def false_alarms_vs_eps(log_nfa: Any, eps: Any, good: Any = None) -> np.ndarray:
               \\#\\mathrm{CC}\\{x : \\log_{10}\\mathrm{NFA}_i(x) < \\log_{10}\\varepsilon\\}
 
     A method whose ε is honest gives FA(ε) ≈ ε on normal images it did not see (within
-    the sampling error of a count: about 1/√(ε·|G|) relative).
+    the sampling error of a count: about 1/√(ε·n) relative for n good images).
 
     Parameters
     ----------

@@ -64,6 +64,8 @@ class EarlyStopping:
     stopped_early : bool
         True when patience ran out before the epoch budget.
 
+    Notes
+    -----
     The attributes are filled in by :func:`train_epochs`; one object serves one
     training.
     """

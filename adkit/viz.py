@@ -301,7 +301,7 @@ def show_normalization(image: np.ndarray, normalized: np.ndarray, reference: np.
     """Four panels: an image, the image after normalization, the reference it was
     normalized onto, and their difference; returns the figure.
 
-    The difference d(x) = (1/3) Σ_c |u'_c(x) − r_c(x)| of the normalized
+    The difference ``d(x) = (1/3) Σ_c |u'_c(x) − r_c(x)|`` of the normalized
     image u' and the reference r (all (H, W, 3) in [0, 1]) is drawn in :data:`MAP_CMAP`
     on the fixed scale [0, ``vmax``] with a colorbar, so that figures of two settings
     compare by eye: the darker, the better the normalization.

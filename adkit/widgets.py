@@ -318,7 +318,7 @@ def render_normalization(steps, category: str = "pill", exposure: float = 1.0,
     reference, and passed through ``steps`` in order (each ``transform``, nothing is
     fitted again). Four panels: the new image, the normalized image, the reference of the
     alignment step (the last step with a ``reference_``), and the per-pixel difference
-    d(x) = (1/3) Σ_c |u'_c(x) − r_c(x)| of the normalized image u' and the reference r
+    ``d(x) = (1/3) Σ_c |u'_c(x) − r_c(x)|`` of the normalized image u' and the reference r
     on the fixed scale [0, ``vmax``] (:func:`adkit.viz.show_normalization`), so that two
     settings compare by eye. The title says whether the alignment converged. Returns the
     figure.
@@ -429,6 +429,8 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
     test : Split, optional
         Images, ground truth, names and labels of the predicted test images.
 
+    Notes
+    -----
     The four pictures fit a 1280×800 screen; moving ε redraws only the detection and
     the status line, which also says where the method's ε comes from (:func:`eps_origin`:
     its own NFA, or calibrated on n held-out images and measured down to 1/n); a method not run with the chosen preprocessing shows a notice in
