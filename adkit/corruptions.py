@@ -229,10 +229,13 @@ def gaussian(image, seed=None, variance=0.1, *, sigma=None):
         took the paper's values as standard deviations).
     """
     if sigma is not None:
+        as_std = ""
+        if isinstance(sigma, Real) and not isinstance(sigma, bool) and np.isfinite(sigma):
+            as_std = (f", or variance={float(sigma) ** 2:g} for a standard deviation of "
+                      f"{sigma!r}")
         raise TypeError(f"gaussian() takes the noise variance, not sigma: the paper's values "
-                        f"{GAUSSIAN_VARIANCES} are variances. Pass variance={sigma!r} for the "
-                        f"paper's level, or variance={float(sigma) ** 2:g} for a standard "
-                        f"deviation of {sigma!r}.")
+                        f"{GAUSSIAN_VARIANCES} are variances. Pass variance= (e.g. "
+                        f"variance={sigma!r} for the paper's level{as_std}).")
     variance = check_param(variance, Interval(Real, 0, 10, closed="right", what=(
         f"a positive number up to 10, the variance of the noise (paper: "
         f"{GAUSSIAN_VARIANCES})")), "variance", "gaussian")

@@ -593,7 +593,7 @@ def test_calibration_functions(maps, n_levels):
 
 # -- corruptions ---------------------------------------------------------------------------
 CORRUPTION_PARAMS = {
-    "stain": ["size", "gray", "n_points"], "gaussian": ["sigma"],
+    "stain": ["size", "gray", "n_points"], "gaussian": ["variance", "sigma"],
     "scratch": ["gray", "length", "shape"], "drops": ["n_drops", "size", "gray", "spread"],
     "mix1": [], "mix2": [],
 }
