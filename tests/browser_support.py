@@ -23,6 +23,8 @@ import pytest
 ARTIFACTS = Path(os.environ.get("ADKIT_ARTIFACTS",
                                 Path(__file__).parent.parent / "test-artifacts"))
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+#: the latency lines of this run, printed again in pytest's terminal summary (conftest.py)
+LATENCY_LINES: list = []
 # the flags of a browser that talks to nothing but the pages it is sent to
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -174,6 +176,7 @@ def report_latency(where: str, latencies: list[float]) -> float:
             f"{len(latencies)} moves ({', '.join(f'{x:.0f}' for x in latencies)}); "
             f"load {load:.2f}")
     print(line)
+    LATENCY_LINES.append(line)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with open(ARTIFACTS / "latency.txt", "a") as f:
         f.write(line + "\n")
