@@ -22,7 +22,7 @@ import numpy as np
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
            "show_images", "show_normalization", "show_detections", "notebook_style",
            "plot_threshold_curve", "plot_false_alarms", "plot_false_alarm_panels",
-           "plot_level_set_tree", "map_scale", "png", "png_size", "map_png",
+           "plot_level_set_tree", "show_scale_votes", "plot_against_eps", "map_scale", "png", "png_size", "map_png",
            "MAP_CMAP", "DETECTION_COLOR", "TRUTH_COLOR", "MIN_FIGURE_WIDTH", "STYLE"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere
@@ -574,4 +574,81 @@ def plot_level_set_tree(tree, ax=None, log_eps: float = 0.0, clip: float = 10.0,
     ax.set_xscale("log")
     ax.set_xlabel("region area (cells)")
     ax.set_ylabel(level_label)
+    return ax
+
+
+def show_scale_votes(result, index: int, eps: float = 1.0, n_votes: int = 2, scales=None,
+                     image: np.ndarray | None = None, title: str | None = None, size: float = 1.5):
+    r"""Self-similarity's multi-scale decision on one image, for one ε.
+
+    Panels: the image; for each scale s the detection :math:`b^s(ε) = [\log_{10}
+    \mathrm{NFA}^s < \log_{10} ε]` outlined on the (normalized) image; the anomaly map
+    :math:`r^{MS} = \prod_s |r^s|` with its colorbar; and the vote
+    :math:`b^{MS} = [\sum_s b^s \ge N_v]` with the image score :math:`s_{ra}`.
+
+    ``result`` is what ``SelfSimilarity.predict`` (or a Pipeline ending with it)
+    returned; nothing is searched again (:func:`adkit.models.selfsim.rethreshold`, a few
+    milliseconds). ``image`` (the raw test image) is shown first when given; the
+    detections are drawn on the detector's input (``extras["normalized_images"]`` behind
+    a normalization). Returns the figure.
+    """
+    from .models.selfsim import rethreshold, scale_log_nfa
+    plt = _plt()
+    one = result[int(index)]
+    if scales is None:
+        scales = tuple(int(k[len("residual_s"):]) for k in result.extras
+                       if k.startswith("residual_s"))
+    scales = tuple(scales)
+    n_votes = min(int(n_votes), len(scales))
+    r = rethreshold(one, eps, n_votes, scales)
+    logs = scale_log_nfa(one, scales)
+    shown = one.extras.get("normalized_images")
+    shown = np.asarray(shown[0] if shown is not None else image)
+    if shown.ndim != 3:
+        raise ValueError("give image= (the test image): this result keeps no "
+                         "normalized_images to draw the detections on.")
+    panels = len(scales) + 2 + (image is not None)
+    fig, ax = plt.subplots(1, panels, figsize=(_width(size * panels + 0.6), size + 0.5),
+                           layout="constrained")
+    k = 0
+    if image is not None:
+        ax[0].imshow(np.clip(image, 0, 1))
+        ax[0].set_title(title or "image", fontsize=8)
+        k = 1
+    for j, s in enumerate(scales):
+        ax[k + j].imshow(outline(shown, logs[s][0] < np.log10(eps)))
+        ax[k + j].set_title(f"$b^s$, s = {s}", fontsize=8)
+    im = ax[-2].imshow(r.maps[0], cmap=MAP_CMAP)
+    ax[-2].set_title("$r^{MS}$", fontsize=8)
+    _colorbar(fig, im, ax[-2], None)
+    ax[-1].imshow(outline(shown, r.segment(eps)[0]))
+    ax[-1].set_title(f"$b^{{MS}}$, $s_{{ra}}$ = {r.scores[0]:.2g}", fontsize=8)
+    for a in ax:
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.suptitle(f"ε = {eps:.1e}, $N_v$ = {n_votes}", fontsize=9)
+    return fig
+
+
+def plot_against_eps(table, column: str = "image_auroc", by: str = "variant", ax=None,
+                     mark: float | None = None, mark_label: str | None = None):
+    """Mean ± std over seeds of ``column`` against ε, one curve per ``by`` value.
+
+    ``table`` has columns ``by``, ``seed``, ``eps`` and ``column`` (e.g.
+    :func:`adkit.bench.study.auroc_against_eps`). ``mark`` draws a dotted vertical line
+    at that ε (e.g. a paper's choice). Returns the axes.
+    """
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(_width(4.8), 3.0), layout="constrained")
+    for name in dict.fromkeys(table[by]):
+        g = table[table[by] == name].groupby("eps")[column]
+        mean, std = g.mean(), g.std(ddof=1).fillna(0)
+        ax.semilogx(mean.index, mean.values, "o-", ms=3, label=name)
+        ax.fill_between(mean.index, mean - std, mean + std, alpha=0.2)
+    if mark is not None:
+        ax.axvline(mark, color="0.4", ls=":", label=mark_label)
+    ax.set_xlabel("ε")
+    ax.set_ylabel(column.replace("_", " "))
+    ax.legend(fontsize=7)
     return ax

@@ -25,7 +25,7 @@ from . import viz
 
 __all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard",
            "opening", "render_normalization", "normalization_explorer", "eps_origin",
-           "LOG_EPS"]
+           "scales_explorer", "LOG_EPS"]
 
 #: The ε slider of every viewer, in log10 ε: range and step.
 LOG_EPS = {"start": -6.0, "end": 2.0, "step": 0.25}
@@ -511,3 +511,52 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
     controls = pn.Column(f"## {title}", w_method, w_prep, w_eps, w_image, width=300)
     return pn.Row(controls, pn.Column(status, notice, pictures, sizing_mode="stretch_width"),
                   sizing_mode="stretch_width")
+
+
+def scales_explorer(result, test=None, index: int | None = None, eps: float = 1.0,
+                    n_votes: int = 2):
+    """Self-similarity's multi-scale vote, live: an image menu, the ε slider, the scales
+    and :math:`N_v`, drawn by :func:`adkit.viz.show_scale_votes`.
+
+    ``result`` comes from ``SelfSimilarity.predict`` (or a Pipeline ending with it);
+    ``test`` (the Split it was predicted on) names the images in the menu and shows the
+    raw image. Each move re-thresholds the stored residuals (milliseconds) and redraws;
+    nothing is searched again. Returns the widget.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+    scales = tuple(int(k[len("residual_s"):]) for k in result.extras
+                   if k.startswith("residual_s"))
+    if not scales:
+        raise ValueError("this result has no self-similarity residuals (extras "
+                         "'residual_s0'...): give what SelfSimilarity.predict returned.")
+    n = len(result.scores)
+    if index is None:
+        index = opening(result, test, eps)[0]
+    names = [_label(test, i) for i in range(n)]
+    image = W.Dropdown(options=[(t, i) for i, t in enumerate(names)],
+                       value=int(index), description="image")
+    log_eps = W.FloatSlider(value=float(np.log10(eps)), min=LOG_EPS["start"],
+                            max=LOG_EPS["end"], step=LOG_EPS["step"], description="log10 ε")
+    chosen = W.SelectMultiple(options=list(scales), value=scales, description="scales")
+    votes = W.IntSlider(value=min(n_votes, len(scales)), min=1, max=len(scales),
+                        description="N_v")
+    out = W.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            sc = tuple(chosen.value) or scales[:1]
+            i = image.value
+            fig = viz.show_scale_votes(
+                result, i, 10 ** log_eps.value, min(votes.value, len(sc)), sc,
+                image=None if test is None else test.images[i],
+                title=None if test is None else str(test.defect_types[i]))
+            display(fig)
+            plt.close(fig)
+
+    for w in (image, log_eps, chosen, votes):
+        w.observe(draw, "value")
+    draw()
+    return W.VBox([W.HBox([image, log_eps]), W.HBox([chosen, votes]), out])

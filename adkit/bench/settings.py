@@ -6,7 +6,7 @@ benchmark of :mod:`adkit.bench.tasks` and by the tests that check the lesson's c
 """
 from __future__ import annotations
 
-__all__ = ["NOTEBOOK_SETTINGS", "NORMALIZATION_STUDY"]
+__all__ = ["NOTEBOOK_SETTINGS", "NORMALIZATION_STUDY", "ARTOLA_STUDY", "ARTOLA_VARIANTS"]
 
 #: AESc in notebook 06 (and in its acceptance test and ``python -m adkit bench --task
 #: aesc_notebook``): small enough to train in seconds on a laptop CPU at 64 px, the paper's
@@ -23,3 +23,20 @@ NOTEBOOK_SETTINGS = dict(category="tile", size=64, n_train=48, n_test=60, width=
 #: no variant saturates
 NORMALIZATION_STUDY = dict(n_train=30, n_test=40, size=128, exposure=True, pose=True,
                            speckles=2.5, defect_contrast=0.2)
+
+#: Lessons 02-03's reproduction of Artola et al.'s Table 2 and Fig. 5 (and the acceptance
+#: test of tests/test_selfsim.py): speckled pills whose thin and structural defects are
+#: faint (a fifth of their contrast), so that the speckles hide them from the bare
+#: detector. Exposure and pose are off: they are lesson 01's normalization, which the
+#: paper applies before N2N. Small (96 px, 12 training images) so that three data seeds
+#: of the three methods run in about two minutes on a laptop CPU.
+ARTOLA_STUDY = dict(n_train=12, n_test=30, size=96, exposure=False, pose=False,
+                    speckles=2.5, defect_contrast=0.2, defects=["crack", "scratch", "missing"])
+
+#: The three rows of the paper's Table 2, as :func:`adkit.bench.study.seed_study` variants
+ARTOLA_VARIANTS = {
+    "per-pixel Gaussian (reference)": {"method": "reference"},
+    "self-similarity": {"method": "selfsim"},
+    "N2N + self-similarity": {"method": "selfsim", "steps": [
+        ("n2n", dict(pairing="images", epochs=40, crop=64, seed=0))]},
+}

@@ -8,7 +8,7 @@ of each lesson.
 """
 from __future__ import annotations
 
-__all__ = ["seed_study", "summarize_study"]
+__all__ = ["seed_study", "summarize_study", "auroc_against_eps"]
 
 #: the metrics a study reports by default (all from :func:`adkit.metrics.evaluate`)
 METRICS = ("image_auroc", "pixel_auroc", "aupro", "false_alarms_per_good_image")
@@ -33,6 +33,18 @@ def _steps(spec, variant: str, progress: bool = True):
     return out
 
 
+def _variant(spec, name: str, method: str, params):
+    """(method, params, steps) of one variant of :func:`seed_study`."""
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"method", "params", "steps"}
+        if unknown:
+            raise ValueError(f"variant {name!r}: unknown key(s) {sorted(unknown)}; a dict "
+                             "variant takes 'method', 'params' and 'steps'.")
+        return (spec.get("method", method), spec.get("params", params),
+                list(spec.get("steps", [])))
+    return method, params, list(spec)
+
+
 def seed_study(variants: dict, *, method: str = "reference", data: str = "synthetic/pill",
                seeds=(0, 1, 2), params: dict | None = None, eps: float = 1.0,
                metrics=METRICS, keep_results: bool = False, progress: bool = True,
@@ -51,7 +63,11 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
         ``{name: steps}``; ``steps`` is a list of step names of ``adkit.bench.STEPS``
         (``"midway"``, ``"align"``, ``"background"``, ``"n2n"``), each optionally as a
         ``(name, {keyword: value})`` pair, e.g. ``("background", {"gray_range": (0, 0.4)})``;
-        ``[]`` is the bare detector. Fresh transforms are built for every seed.
+        ``[]`` is the bare detector. Fresh transforms are built for every seed. A variant
+        may also be a dict ``{"method": ..., "params": {...}, "steps": [...]}`` to compare
+        *methods* on the same draws (each key optional, defaulting to ``method``,
+        ``params`` and ``[]``), e.g. the per-pixel reference against self-similarity with
+        and without N2N (Artola et al.'s Table 2).
     method : str
         CLI name of the detector (``adkit.models.METHODS``), built with ``params``.
     data : str
@@ -85,8 +101,9 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds={seeds}: give at least 2 distinct seeds, so that a spread "
                          "between draws can be measured.")
-    for name, spec in variants.items():     # check every variant before the long work
-        _steps(spec, name)
+    specs = {name: _variant(spec, name, method, params) for name, spec in variants.items()}
+    for name, (_, _, steps) in specs.items():    # check every variant before the long work
+        _steps(steps, name)
     rows, results = [], {}
     jobs = [(s, v) for s in seeds for v in variants]
     bar = tqdm(jobs, desc="seed study", disable=not progress)
@@ -95,8 +112,9 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
         if seed not in loaded:
             loaded = {seed: D.load(data, seed=seed, **load_kw)}
         train, test = loaded[seed]
-        steps = _steps(variants[name], name, progress=False)
-        det = make_detector(method, params, progress=False)
+        v_method, v_params, v_steps = specs[name]
+        steps = _steps(v_steps, name, progress=False)
+        det = make_detector(v_method, v_params, progress=False)
         if steps:
             det = Pipeline(steps, det)
         res = det.fit(train).predict(test)
@@ -122,3 +140,44 @@ def summarize_study(rows, metrics=None):
     order = list(dict.fromkeys(rows["variant"]))
     out = rows.groupby("variant", sort=False)[metrics].agg(["mean", "std"])
     return out.loc[order]
+
+
+def _has_residuals(res) -> bool:
+    return any(k.startswith("residual_s") for k in res.extras)
+
+
+def auroc_against_eps(results: dict, tests: dict, eps_grid, n_votes: int = 2):
+    """Image AUROC of self-similarity results against the NFA threshold ε (Artola et
+    al.'s Fig. 5), from the residuals the results keep (no new patch search).
+
+    The image score of :class:`adkit.models.SelfSimilarity` is built from the pixels that
+    ε detects (:func:`adkit.models.selfsim.rethreshold`), so it changes with ε: a tiny ε
+    keeps only the surest detections, a large one lets the noise in.
+
+    Parameters
+    ----------
+    results : dict
+        ``{(variant, seed): AnomalyResult}``, e.g. from ``seed_study(...,
+        keep_results=True)``; results without self-similarity residuals (another method)
+        keep their scores for every ε.
+    tests : dict
+        ``{seed: Split}``, the test split of each seed (its ``labels``).
+    eps_grid : sequence of float
+        The thresholds ε.
+
+    Returns
+    -------
+    pandas.DataFrame with columns ``variant``, ``seed``, ``eps``, ``image_auroc``.
+    """
+    import pandas as pd
+
+    from ..metrics import image_auroc
+    from ..models.selfsim import rethreshold
+    rows = []
+    for (name, seed), res in results.items():
+        labels = tests[seed].labels
+        for eps in eps_grid:
+            r = rethreshold(res, float(eps), n_votes) if _has_residuals(res) else res
+            rows.append({"variant": name, "seed": seed, "eps": float(eps),
+                         "image_auroc": image_auroc(labels, r.scores)})
+    return pd.DataFrame(rows)
