@@ -109,3 +109,32 @@ def test_seed_study_gives_one_row_per_variant_and_seed_and_a_summary():
         seed_study({"oops": ["midwya"]})
     with pytest.raises(ValueError, match="non-empty dict"):
         seed_study([])
+
+
+def test_seed_study_compares_methods_and_self_similarity_auroc_moves_with_eps():
+    """Artola's Table 2 / Fig. 5 machinery: dict variants name their own method, and the
+    image AUROC of self-similarity results is recomputed per ε from the stored
+    residuals (the reference, with no residuals, stays flat)."""
+    from adkit.bench import seed_study
+    from adkit.bench.study import auroc_against_eps
+    from adkit.data import load
+    from adkit.models.selfsim import rethreshold
+    from adkit.metrics import image_auroc
+    kw = dict(n_train=6, n_test=10, size=48)
+    rows, results = seed_study({"ref": {"method": "reference"},
+                                "ss": {"method": "selfsim", "params": {"scales": (0, 1)}}},
+                               seeds=(0, 1), keep_results=True, progress=False, **kw)
+    assert list(rows["variant"]) == ["ref", "ss"] * 2
+    assert "residual_s0" in results[("ss", 0)].extras
+    assert "residual_s0" not in results[("ref", 0)].extras
+    tests = {s: load("synthetic/pill", seed=s, **kw)[1] for s in (0, 1)}
+    grid = [1e-6, 1.0, 100.0]
+    curve = auroc_against_eps(results, tests, grid)
+    assert len(curve) == 4 * len(grid)
+    flat = curve[(curve.variant == "ref") & (curve.seed == 0)]["image_auroc"]
+    assert flat.nunique() == 1 and flat.iloc[0] == pytest.approx(rows.image_auroc.iloc[0])
+    got = curve[(curve.variant == "ss") & (curve.seed == 1) & (curve.eps == 1e-6)]
+    want = image_auroc(tests[1].labels, rethreshold(results[("ss", 1)], 1e-6, 2).scores)
+    assert got["image_auroc"].iloc[0] == pytest.approx(want)
+    with pytest.raises(ValueError, match="unknown key"):
+        seed_study({"x": {"method": "reference", "step": []}}, seeds=(0, 1), **kw)

@@ -210,3 +210,20 @@ def test_show_detections_one_row_per_method_outlined_in_their_colours():
     with pytest.raises(ValueError, match="one mask per image"):
         viz.show_detections(imgs, {"a": gt[:1]})
     plt.close("all")
+
+
+def test_show_scale_votes_and_plot_against_eps():
+    import pandas as pd
+    from adkit.data import load
+    from adkit.models import SelfSimilarity
+    train, test = load("synthetic/pill", n_train=6, n_test=4, size=48, seed=0)
+    res = SelfSimilarity(scales=(0, 1), progress=False).fit(train).predict(test)
+    fig = viz.show_scale_votes(res, 1, eps=1.0, image=test.images[1], title="t")
+    # image, one panel per scale, the map (and its colorbar), the vote
+    assert len([a for a in fig.axes if a.images]) == 1 + 2 + 2
+    assert fig.get_figwidth() * fig.dpi >= viz.MIN_FIGURE_WIDTH
+    table = pd.DataFrame([{"variant": v, "seed": s, "eps": e, "image_auroc": 0.5 + 0.1 * s}
+                          for v in ("a", "b") for s in (0, 1, 2) for e in (0.01, 1.0)])
+    ax = viz.plot_against_eps(table, mark=10 ** -2.2, mark_label="paper")
+    assert len(ax.lines) == 3                         # two means and the mark
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.6, 0.6])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import adkit
-from adkit import widgets
+from adkit import viz, widgets
 from adkit.models import AnomalyResult
 
 
@@ -222,3 +222,30 @@ def test_status_line_says_where_each_methods_eps_comes_from():
     assert f"ε = 1 ({text}) ·" in view.children[1].value
     view = widgets.explore(own, test)
     assert "ε = 1 (own NFA) ·" in view.children[1].value
+
+
+def test_scales_explorer_redraws_the_vote_for_each_setting(monkeypatch):
+    """Lesson 03's widget: per-scale detections and the vote b^MS of a self-similarity
+    result, re-thresholded (no new search) when ε, the scales or N_v move."""
+    from adkit.data import load
+    from adkit.models import SelfSimilarity
+    train, test = load("synthetic/pill", n_train=6, n_test=6, size=48, seed=0)
+    res = SelfSimilarity(scales=(0, 1), progress=False).fit(train).predict(test)
+    calls, draw = [], viz.show_scale_votes
+
+    def spy(result, index, eps, n_votes, scales, **kw):
+        calls.append((index, round(float(np.log10(eps)), 6), n_votes, scales))
+        return draw(result, index, eps, n_votes, scales, **kw)
+
+    monkeypatch.setattr(viz, "show_scale_votes", spy)
+    w = widgets.scales_explorer(res, test)
+    (image, log_eps), (scales, votes) = w.children[0].children, w.children[1].children
+    assert test.labels[image.value] == 1              # opens on a defective image
+    assert votes.max == 2 and scales.value == (0, 1)
+    log_eps.value = -3.0
+    scales.value = (0,)                               # N_v is capped by the scales kept
+    votes.value = 1
+    assert calls == [(image.value, 0.0, 2, (0, 1)), (image.value, -3.0, 2, (0, 1)),
+                     (image.value, -3.0, 1, (0,)), (image.value, -3.0, 1, (0,))]
+    with pytest.raises(ValueError, match="no self-similarity residuals"):
+        widgets.scales_explorer(AnomalyResult(np.zeros((2, 8, 8)), np.zeros(2)))
