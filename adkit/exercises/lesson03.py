@@ -1,5 +1,5 @@
 """Exercises of lesson 03 (patch self-similarity and a contrario detection): the
-detection threshold γ_ε."""
+detection threshold γ_ε and the multi-scale vote b^MS = [Σ_s b^s ≥ N_v]."""
 from __future__ import annotations
 
 import numpy as np
@@ -73,4 +73,82 @@ register(Exercise(
     mistakes=[
         Mistake("one-sided test", _gamma_one_sided, "one-sided"),
         Mistake("no rule for ε ≥ N", _gamma_no_clamp, "γ = 0"),
+    ]))
+
+
+# -- 03.vote_map -----------------------------------------------------------------------------
+
+def _vote_reference(log_nfas, eps, n_votes):
+    from ..contrario.gaussian import vote_log_nfa
+    return vote_log_nfa(log_nfas, n_votes) < np.log10(eps)
+
+
+def _vote_cases(rng):
+    logs = rng.uniform(-3, 2, (3, 12, 16)).astype(np.float32)
+    yield Case("3 scales, ε = 1, N_v = 2", (logs, 1.0, 2),
+               hint="a pixel is detected when at least N_v scales detect it, not one.")
+    yield Case("the paper's ε = 10^-2.2, N_v = 2", (logs - 1.5, 10 ** -2.2, 2))
+    yield Case("N_v = 1: any scale suffices", (rng.uniform(-3, 2, (3, 10, 10)).astype(np.float32),
+                                                0.1, 1))
+    yield Case("N_v = 3 of 3 scales, ε = 10", (rng.uniform(-1, 3, (3, 10, 10)).astype(np.float32),
+                                               10.0, 3))
+    grid = rng.integers(-3, 2, (4, 10, 10)).astype(np.float32)
+    yield Case("log NFA values equal to log10 ε = −1 (ties)", (grid, 0.1, 2),
+               hint="scale s votes when NFA^s < ε, strictly: a log NFA equal to log10 ε "
+                    "does not vote.")
+
+
+def _vote_hints(case, got, expected):
+    logs, eps, n_votes = case.args
+    g = np.asarray(got)
+    if g.shape != expected.shape:
+        if g.shape == logs.shape:
+            return "return one map (H, W): the vote combines the S per-scale maps."
+        return None
+    g = g.astype(bool)
+    if np.array_equal(g, (logs < eps).sum(0) >= n_votes):
+        return ("the maps are log10 NFA: compare them with np.log10(eps), not with eps.")
+    if np.array_equal(g, (logs <= np.log10(eps)).sum(0) >= n_votes):
+        return ("a scale votes when its NFA is strictly below ε: log_nfas < np.log10(eps), "
+                "not <=.")
+    if np.array_equal(g, (logs > np.log10(eps)).sum(0) >= n_votes):
+        return "a scale detects where its NFA is small, below ε, not above."
+    if n_votes > 1 and np.array_equal(g, (logs < np.log10(eps)).any(0)):
+        return (f"that is the union of the scales (one vote suffices): count the votes and "
+                f"keep the pixels with at least N_v = {n_votes}.")
+    if n_votes < len(logs) and np.array_equal(g, (logs < np.log10(eps)).all(0)):
+        return (f"you required every scale: at least N_v = {n_votes} of the "
+                f"{len(logs)} suffice.")
+    return None
+
+
+def _vote_solution(log_nfas, eps, n_votes):
+    votes = (log_nfas < np.log10(eps)).sum(0)
+    return votes >= n_votes
+
+
+def _vote_any(log_nfas, eps, n_votes):
+    return (log_nfas < np.log10(eps)).any(0)
+
+
+def _vote_eps_not_log(log_nfas, eps, n_votes):
+    return (log_nfas < eps).sum(0) >= n_votes
+
+
+register(Exercise(
+    "03.vote_map",
+    title="The multi-scale vote",
+    statement="""The self-similarity detector tests every pixel at several scales s (the
+    image halved each time); each scale gives a log10 NFA map, brought back to full size,
+    and scale s detects a pixel when NFA^s < ε: b^s = [log10 NFA^s < log10 ε]. A pixel is
+    kept when enough scales agree: b^MS = [Σ_s b^s ≥ N_v] (Artola et al. 2021: N_v = 2).
+    Write a function that takes the stack of per-scale log10 NFA maps (S × H × W), ε and
+    N_v and returns the boolean map b^MS (H × W) (what adkit.contrario.gaussian.vote_log_nfa
+    gives, thresholded at log10 ε).""",
+    signature="my_vote(log_nfas, eps, n_votes) -> mask",
+    reference=_vote_reference, cases=_vote_cases, hints=[_vote_hints],
+    solution=_vote_solution,
+    mistakes=[
+        Mistake("one vote suffices", _vote_any, "at least N_v"),
+        Mistake("ε instead of log10 ε", _vote_eps_not_log, "np.log10(eps)"),
     ]))
