@@ -181,6 +181,11 @@ def test_lessons_02_to_07_second_exercises_name_the_slip():
 
     assert "multiply it by s*" in str(ex.check("04.patchcore_score", weight_only))
 
+    def euclidean(train, queries):
+        return np.sqrt(((queries - train.mean(0)) ** 2).sum(1))
+
+    assert "weigh it by Σ⁻¹" in str(ex.check("04.mahalanobis_lw", euclidean))
+
     def spread_one(h, w, seed, n_drops, size):        # centres scattered by 1 px, not by r
         rng = np.random.default_rng(seed)
         side = min(h, w)

@@ -1,5 +1,6 @@
 """Exercises of lesson 04 (Gaussian and kNN on deep features): the next pick of the greedy
-k-center coreset of PatchCore and PatchCore's reweighted image score."""
+k-center coreset of PatchCore, PatchCore's reweighted image score, and the Mahalanobis
+distance to a Gaussian with a Ledoit-Wolf covariance."""
 from __future__ import annotations
 
 import numpy as np
@@ -199,4 +200,96 @@ register(Exercise(
         Mistake("softmax instead of 1 − softmax", _score_softmax, "1 − e^{s*}"),
         Mistake("naive exponentials", _score_naive, "logsumexp"),
         Mistake("m* left out of the sum", _score_without_m_star, "include m* itself"),
+    ]))
+
+
+# -- 04.mahalanobis_lw -----------------------------------------------------------------------
+
+def _lw_reference(train, queries):
+    from ..models.gaussian import ledoit_wolf, mahalanobis
+    train = np.asarray(train, np.float64)
+    cov, _ = ledoit_wolf(train)
+    return mahalanobis(queries, train.mean(0), np.linalg.inv(cov))
+
+
+def _lw_cases(rng):
+    a = rng.standard_normal((5, 5))
+    train = rng.standard_normal((200, 5)) @ a
+    yield Case("200 correlated samples in 5-D, 4 queries",
+               (train, rng.standard_normal((4, 5)) @ a))
+    train = rng.standard_normal((12, 30)) * rng.uniform(0.5, 2, 30)
+    yield Case("12 samples in 30-D: fewer samples than dimensions", (train,
+               rng.standard_normal((3, 30)) * 2),
+               hint="with n ≤ p samples the sample covariance S is singular: the Ledoit-Wolf "
+                    "shrinkage (1 − ρ)S + ρμI makes it invertible.")
+    train = 3.0 + rng.standard_normal((40, 8)) * 0.1
+    yield Case("40 samples around 3 (not centred), 8-D", (train, train[:3] + 0.05))
+    yield Case("a training sample itself as a query", (train, train[:1]))
+
+
+def _lw_hints(case, got, expected):
+    train, queries = (np.asarray(a, np.float64) for a in case.args)
+    g = np.asarray(got, np.float64)
+    e = np.asarray(expected, np.float64)
+    if g.shape != e.shape:
+        return None
+    if np.allclose(g, e ** 2, rtol=1e-4):
+        return "that is the squared distance: take the square root, √((x − μ)ᵀ Σ⁻¹ (x − μ))."
+    n, p = train.shape
+    mu = train.mean(0)
+    d = queries - mu
+    try:
+        for cov, says in ((np.cov(train, rowvar=False), "np.cov divides by n − 1 and does not "
+                           "shrink"),
+                          (np.cov(train, rowvar=False, bias=True), "that is the plain sample "
+                           "covariance S")):
+            q = np.sqrt(np.einsum("np,pq,nq->n", d, np.linalg.pinv(cov), d).clip(0))
+            if np.allclose(g, q, rtol=1e-4):
+                return (f"{says}: Ledoit-Wolf shrinks S towards (tr S/p)·I, "
+                        "Σ = (1 − ρ)S + ρ(tr S/p)I (sklearn.covariance.ledoit_wolf or "
+                        "adkit.models.gaussian.ledoit_wolf).")
+    except np.linalg.LinAlgError:
+        pass
+    if np.allclose(g, np.sqrt(((queries - mu) ** 2).sum(1))):
+        return "that is the Euclidean distance to the mean: weigh it by Σ⁻¹."
+    return None
+
+
+def _lw_solution(train, queries):
+    from sklearn.covariance import ledoit_wolf
+    mu = train.mean(0)
+    cov, _ = ledoit_wolf(train)
+    d = queries - mu
+    return np.sqrt(np.einsum("np,pq,nq->n", d, np.linalg.inv(cov), d))
+
+
+def _lw_squared(train, queries):
+    from sklearn.covariance import ledoit_wolf
+    d = queries - train.mean(0)
+    return np.einsum("np,pq,nq->n", d, np.linalg.inv(ledoit_wolf(train)[0]), d)
+
+
+def _lw_no_shrinkage(train, queries):
+    d = queries - train.mean(0)
+    prec = np.linalg.pinv(np.cov(train, rowvar=False))
+    return np.sqrt(np.einsum("np,pq,nq->n", d, prec, d).clip(0))
+
+
+register(Exercise(
+    "04.mahalanobis_lw",
+    title="The Mahalanobis distance with a Ledoit-Wolf covariance",
+    statement="""The Gaussian detector (Rippel et al. 2021) fits a mean μ and a covariance Σ
+    to the features of the normal images and scores a feature x by its Mahalanobis distance
+    √((x − μ)ᵀ Σ⁻¹ (x − μ)). With few images the sample covariance S = XᵀX/n (X centred)
+    is singular or badly conditioned, so Σ is the Ledoit-Wolf estimate, shrunk towards a
+    multiple of the identity: Σ = (1 − ρ)S + ρ·(tr S/p)·I, with the shrinkage ρ chosen from
+    the data (sklearn.covariance.ledoit_wolf computes Σ; adkit.models.gaussian.ledoit_wolf is
+    the same estimator). Write a function that takes the training samples (n × p) and the
+    queries (m × p) and returns the m distances.""",
+    signature="my_mahalanobis(train, queries) -> distances",
+    reference=_lw_reference, cases=_lw_cases, hints=[_lw_hints], solution=_lw_solution,
+    atol=1e-6, rtol=1e-6,
+    mistakes=[
+        Mistake("the squared distance", _lw_squared, "square root"),
+        Mistake("no shrinkage (np.cov)", _lw_no_shrinkage, "Ledoit-Wolf shrinks"),
     ]))
