@@ -175,6 +175,12 @@ def test_lessons_02_to_07_second_exercises_name_the_slip():
     assert not result.passed and [c.passed for c in result.cases] == [True] * 4 + [False]
     assert "strictly below ε" in str(result)
 
+    def one_median(r):                                # one median / MAD for all channels
+        m = np.median(r)
+        return np.abs((r - m) / (1.4826 * np.median(np.abs(r - m)))).max(-1)
+
+    assert "take them per channel" in str(ex.check("03.robust_statistic", one_median))
+
     def weight_only(s_star, dists):
         from scipy.special import logsumexp
         return 1 - np.exp(s_star - logsumexp(dists, axis=1))
