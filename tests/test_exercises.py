@@ -214,6 +214,11 @@ def test_lessons_02_to_07_second_exercises_name_the_slip():
             overlaps += [p[lab == k].mean() for k in range(1, n + 1)]
         return float(np.mean(overlaps))
 
+    def no_minus_inf(levels, F, eps):                  # the lowest level instead of −∞
+        return float(levels[np.flatnonzero(F < eps)[0]])
+
+    assert "t_ε = −∞" in str(ex.check("07.threshold_for_eps", no_minus_inf))
+
     result = ex.check("07.per_region_overlap", four_connected)
     corner = [c for c in result.cases if "corner" in c.name]
     assert not corner[0].passed and "4-connected regions" in str(result)

@@ -1,5 +1,6 @@
 """Exercises of lesson 07 (comparing every method at one ε): the empirical false-alarm curve
-F(t) at one threshold, and the per-region overlap (PRO) of a segmentation."""
+F(t) at one threshold, the threshold t_ε read on a measured curve, and the per-region overlap
+(PRO) of a segmentation."""
 from __future__ import annotations
 
 import numpy as np
@@ -196,4 +197,82 @@ register(Exercise(
         Mistake("pooled pixels", _pro_pooled, "each region once"),
         Mistake("regions labelled on the whole stack", _pro_stack_labels,
                 "label each image"),
+    ]))
+
+
+# -- 07.threshold_for_eps --------------------------------------------------------------------
+
+def _t_reference(levels, F, eps):
+    from ..contrario.calibration import FalseAlarmCurve
+    curve = FalseAlarmCurve(levels, F, tail_a=0.0, tail_b=1.0, top=float(levels[-1]),
+                            n_images=10)
+    return curve.threshold(eps)
+
+
+def _t_cases(rng):
+    from ..contrario.calibration import false_alarm_curve
+    curve = false_alarm_curve(_smooth_maps(rng, 10, 24), n_levels=64)
+    lv, F = curve.levels, curve.nfa
+    yield Case("F measured on 10 normal maps, ε = 0.5", (lv, F, 0.5))
+    yield Case("ε equal to a value F takes (F counts k/10)", (lv, F, float(F[F >= 1][-1])),
+               hint="keep the first level where F is strictly below ε: F(t) < ε, not ≤ ε.")
+    yield Case("ε = 3", (lv, F, 3.0))
+    yield Case("ε above F at the lowest level: every pixel may be detected", (lv, F,
+               float(F[0]) * 2),
+               hint="when F is below ε already at the lowest level, t_ε = −∞ (np.inf with "
+                    "a minus sign): the lowest level is not a bound, any lower t would do.")
+
+
+def _t_hints(case, got, expected):
+    levels, F, eps = case.args
+    g = float(np.asarray(got).reshape(()))
+    if not np.isfinite(expected):
+        return None
+    i = int(np.flatnonzero(levels == expected)[0]) if np.any(levels == expected) else None
+    if i is None:
+        return None
+    le = np.flatnonzero(F <= eps)
+    if le.size and g == levels[le[0]]:
+        return ("F must be strictly below ε: t_ε is the first level where F < ε, "
+                "not F ≤ ε.")
+    if i > 0 and g == levels[i - 1]:
+        return ("that is the last level where F ≥ ε: t_ε is the first level where F < ε, "
+                "so that {m > t_ε} has fewer than ε false regions per image.")
+    return None
+
+
+def _t_solution(levels, F, eps):
+    below = np.flatnonzero(F < eps)
+    if below[0] == 0:
+        return -np.inf
+    return float(levels[below[0]])
+
+
+def _t_off_by_one(levels, F, eps):
+    below = np.flatnonzero(F < eps)
+    return -np.inf if below[0] == 0 else float(levels[below[0] - 1])
+
+
+def _t_at_most(levels, F, eps):
+    below = np.flatnonzero(F <= eps)
+    return -np.inf if below[0] == 0 else float(levels[below[0]])
+
+
+register(Exercise(
+    "07.threshold_for_eps",
+    title="The threshold of ε on a measured false-alarm curve",
+    statement="""Calibrated reads ε on the curve F it measured on held-out normal maps: at
+    ascending levels t_0 < t_1 < ..., F(t_j) is the mean number of false regions per normal
+    image of {m > t_j} (non-increasing). The threshold for ε is the first level where F is
+    below ε, t_ε = t_j with j the smallest index such that F(t_j) < ε, so that {m > t_ε}
+    has fewer than ε false regions per image; when F(t_0) < ε already, t_ε = −∞ (every
+    pixel may be detected). Write a function that takes the levels, F and ε (at least the
+    smallest value of F: no extrapolation) and returns t_ε
+    (adkit.contrario.calibration.FalseAlarmCurve.threshold).""",
+    signature="my_threshold(levels, F, eps) -> float",
+    reference=_t_reference, cases=_t_cases, hints=[_t_hints], solution=_t_solution,
+    atol=0.0, rtol=0.0,
+    mistakes=[
+        Mistake("the level before", _t_off_by_one, "first level where F < ε"),
+        Mistake("F ≤ ε", _t_at_most, "strictly below"),
     ]))
