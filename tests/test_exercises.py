@@ -15,7 +15,8 @@ IDS = ex.list()
 
 def test_every_lesson_has_exercises_and_ids_follow_the_convention():
     assert {int(i[:2]) for i in IDS} == set(range(8))
-    assert 2 <= len(ex.list(lesson=0)) <= 4 and 2 <= len(ex.list(lesson=1)) <= 4
+    for lesson in range(8):                       # the issue: two to four per lesson
+        assert 2 <= len(ex.list(lesson=lesson)) <= 4, ex.list(lesson=lesson)
     for i in IDS:
         e = ex.get(i)
         assert ex.ID_PATTERN.fullmatch(i) and e.lesson == int(i[:2])
@@ -144,6 +145,85 @@ def test_gaussian_noise_takes_the_papers_values_as_variances():
     assert ex.check("06.gaussian_noise", my_noise).passed
     report = str(ex.check("06.gaussian_noise", std_convention))
     assert "✗" in report and "np.sqrt(variance)" in report and "variance as its" in report
+
+
+def test_lessons_02_to_07_second_exercises_name_the_slip():
+    """The exercises added for lessons 02, 03, 04, 06 and 07 against wrong solutions that are
+    not among their listed mistakes: each fails, and the report names what is wrong."""
+    from scipy import ndimage
+
+    def no_clip(image, others, y, x, p, r):           # a window that runs off the image
+        q = image[y:y + p, x:x + p]
+        d = {(j, y2, x2): np.sum((others[j, y2:y2 + p, x2:x2 + p] - q) ** 2)
+             for j in range(len(others)) for y2 in range(y - r, y + r + 1)
+             for x2 in range(x - r, x + r + 1)}
+        return min(d, key=d.get)
+
+    report = str(ex.check("02.nearest_patch", no_clip))
+    assert "✗ 2. a query at the top border" in report and "clipped to the image" in report
+
+    def swapped(image, others, y, x, p, r):
+        j, y2, x2 = ex.get("02.nearest_patch").solution(image, others, y, x, p, r)
+        return j, x2, y2
+
+    assert "y2 and x2 are swapped" in str(ex.check("02.nearest_patch", swapped))
+
+    def at_most(log_nfas, eps, n_votes):
+        return (log_nfas <= np.log10(eps)).sum(0) >= n_votes
+
+    result = ex.check("03.vote_map", at_most)
+    assert not result.passed and [c.passed for c in result.cases] == [True] * 4 + [False]
+    assert "strictly below ε" in str(result)
+
+    def one_median(r):                                # one median / MAD for all channels
+        m = np.median(r)
+        return np.abs((r - m) / (1.4826 * np.median(np.abs(r - m)))).max(-1)
+
+    assert "take them per channel" in str(ex.check("03.robust_statistic", one_median))
+
+    def weight_only(s_star, dists):
+        from scipy.special import logsumexp
+        return 1 - np.exp(s_star - logsumexp(dists, axis=1))
+
+    assert "multiply it by s*" in str(ex.check("04.patchcore_score", weight_only))
+
+    def euclidean(train, queries):
+        return np.sqrt(((queries - train.mean(0)) ** 2).sum(1))
+
+    assert "weigh it by Σ⁻¹" in str(ex.check("04.mahalanobis_lw", euclidean))
+
+    def spread_one(h, w, seed, n_drops, size):        # centres scattered by 1 px, not by r
+        rng = np.random.default_rng(seed)
+        side = min(h, w)
+        r = max(1.0, rng.uniform(*size) * side)
+        m = min(3 * r, side / 2)
+        cx, cy = rng.uniform(m, w - m), rng.uniform(m, h - m)
+        yy, xx = np.mgrid[:h, :w]
+        mask = np.zeros((h, w), bool)
+        for _ in range(n_drops):
+            dx, dy = rng.normal(cx, 1.0), rng.normal(cy, 1.0)
+            mask |= (xx - dx) ** 2 + (yy - dy) ** 2 <= r * r
+        return mask
+
+    assert "rng.normal(cx, r)" in str(ex.check("06.drops_mask", spread_one))
+
+    def four_connected(masks, pred):
+        overlaps = []
+        for m, p in zip(masks, pred):
+            lab, n = ndimage.label(m)
+            overlaps += [p[lab == k].mean() for k in range(1, n + 1)]
+        return float(np.mean(overlaps))
+
+    def no_minus_inf(levels, F, eps):                  # the lowest level instead of −∞
+        return float(levels[np.flatnonzero(F < eps)[0]])
+
+    assert "t_ε = −∞" in str(ex.check("07.threshold_for_eps", no_minus_inf))
+
+    result = ex.check("07.per_region_overlap", four_connected)
+    corner = [c for c in result.cases if "corner" in c.name]
+    assert not corner[0].passed and "4-connected regions" in str(result)
+    assert ex.get("07.per_region_overlap").reference(
+        *ex.get("07.per_region_overlap").make_cases()[1].args) == pytest.approx(0.5)  # (1 + 0)/2
 
 
 def _toy(**kw):
