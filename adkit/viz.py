@@ -22,7 +22,7 @@ import numpy as np
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
            "show_images", "show_normalization", "show_detections", "notebook_style",
            "plot_threshold_curve", "plot_false_alarms", "plot_false_alarm_panels",
-           "plot_level_set_tree", "show_scale_votes", "plot_against_eps", "map_scale", "png", "png_size", "map_png",
+           "plot_level_set_tree", "show_scale_votes", "plot_against_eps", "show_change", "map_scale", "png", "png_size", "map_png",
            "MAP_CMAP", "DETECTION_COLOR", "TRUTH_COLOR", "MIN_FIGURE_WIDTH", "STYLE"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere
@@ -652,3 +652,27 @@ def plot_against_eps(table, column: str = "image_auroc", by: str = "variant", ax
     ax.set_ylabel(column.replace("_", " "))
     ax.legend(fontsize=7)
     return ax
+
+
+def show_change(image: np.ndarray, output: np.ndarray, title: str | None = None,
+                vmax: float = 0.15, output_title: str = "output"):
+    """An image, what a transform made of it, and the change
+    :math:`d(x) = \\frac13 \\sum_c |o_c(x) - u_c(x)|` on the fixed scale [0, ``vmax``]
+    with a colorbar (so that two settings compare by eye). Returns the figure."""
+    plt = _plt()
+    x, y = np.asarray(image, np.float32), np.asarray(output, np.float32)
+    if x.shape != y.shape or x.ndim != 3:
+        raise ValueError(f"image and output must be two (H, W, 3) images of one shape, got "
+                         f"{x.shape} and {y.shape}.")
+    fig, ax = plt.subplots(1, 3, figsize=(_width(5.4), 2.1), layout="constrained")
+    ax[0].imshow(np.clip(x, 0, 1))
+    ax[0].set_title(title or "input", fontsize=8)
+    ax[1].imshow(np.clip(y, 0, 1))
+    ax[1].set_title(output_title, fontsize=8)
+    im = ax[2].imshow(np.abs(y - x).mean(-1), cmap=MAP_CMAP, vmin=0, vmax=vmax)
+    ax[2].set_title("change |output − input|", fontsize=8)
+    _colorbar(fig, im, ax[2], None)
+    for a in ax:
+        a.set_xticks([])
+        a.set_yticks([])
+    return fig

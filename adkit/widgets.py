@@ -25,7 +25,7 @@ from . import viz
 
 __all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard",
            "opening", "render_normalization", "normalization_explorer", "eps_origin",
-           "scales_explorer", "LOG_EPS"]
+           "scales_explorer", "render_n2n", "n2n_explorer", "LOG_EPS"]
 
 #: The ε slider of every viewer, in log10 ε: range and step.
 LOG_EPS = {"start": -6.0, "end": 2.0, "step": 0.25}
@@ -560,3 +560,46 @@ def scales_explorer(result, test=None, index: int | None = None, eps: float = 1.
         w.observe(draw, "value")
     draw()
     return W.VBox([W.HBox([image, log_eps]), W.HBox([chosen, votes]), out])
+
+
+def render_n2n(step, image: np.ndarray, title: str | None = None, vmax: float = 0.15):
+    """What a fitted learned normalization (``N2N``) does to one image: the input, its
+    output f(x) and the change ``(1/3) Σ_c |f(x)_c − x_c|`` on the fixed scale
+    [0, ``vmax``], with a colorbar (what was removed: speckles and grain where the image
+    is normal, little where it is defective). Returns the figure."""
+    x = np.asarray(image, np.float32)
+    if x.ndim != 3 or x.shape[-1] != 3:
+        raise ValueError(f"image must be one RGB image (H, W, 3), got shape {x.shape}.")
+    return viz.show_change(x, step.transform(x[None])[0], title=title, vmax=vmax,
+                           output_title="f(input)")
+
+
+def n2n_explorer(steps: dict, test, index: int = 0, vmax: float = 0.15):
+    """Pick a fitted normalization (e.g. one ``N2N`` per pairing mode) and a test image:
+    :func:`render_n2n` draws the input, f(input) and what f changed. ``steps`` is
+    ``{name: fitted step}``; ``test`` a Split (its images and labels). Each move applies
+    one network to one image (a fraction of a second on a CPU). Returns the widget."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+    if not isinstance(steps, dict) or not steps:
+        raise ValueError("steps must be a non-empty dict {name: fitted step}, e.g. "
+                         "{'images': N2N(pairing='images').fit(train)}.")
+    pairing = W.Dropdown(options=list(steps), description="step")
+    image = W.Dropdown(options=[(_label(test, i), i) for i in range(len(test.images))],
+                       value=int(index), description="image")
+    out = W.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            i = image.value
+            fig = render_n2n(steps[pairing.value], test.images[i],
+                             title=f"{pairing.value}: {test.defect_types[i]}", vmax=vmax)
+            display(fig)
+            plt.close(fig)
+
+    for w in (pairing, image):
+        w.observe(draw, "value")
+    draw()
+    return W.VBox([W.HBox([pairing, image]), out])

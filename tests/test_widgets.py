@@ -249,3 +249,29 @@ def test_scales_explorer_redraws_the_vote_for_each_setting(monkeypatch):
                      (image.value, -3.0, 1, (0,)), (image.value, -3.0, 1, (0,))]
     with pytest.raises(ValueError, match="no self-similarity residuals"):
         widgets.scales_explorer(AnomalyResult(np.zeros((2, 8, 8)), np.zeros(2)))
+
+
+def test_n2n_explorer_shows_each_networks_change_of_the_chosen_image(monkeypatch):
+    """Lesson 02's widget: a pairing menu and an image menu over fitted normalizations;
+    the static view draws the input, f(input) and |f(input) − input|."""
+    from adkit.normalize import N2N
+    train, test = adkit.data.load("synthetic/pill", n_train=4, n_test=4, size=32, seed=0)
+    steps = {"images": N2N(epochs=1, crop=32, width=0.125, progress=False).fit(train),
+             "nearest_images": N2N(pairing="nearest_images", epochs=1, crop=32, width=0.125,
+                                   progress=False, seed=1).fit(train)}
+    fig = widgets.render_n2n(steps["images"], test.images[1], title="t")
+    change = fig.axes[2].images[0].get_array()
+    out = steps["images"].transform(test.images[1:2])[0]
+    np.testing.assert_allclose(change, np.abs(out - test.images[1]).mean(-1), atol=1e-6)
+    calls, draw = [], widgets.render_n2n
+    monkeypatch.setattr(widgets, "render_n2n",
+                        lambda step, image, **kw: calls.append(step) or draw(step, image, **kw))
+    w = widgets.n2n_explorer(steps, test, index=2)
+    pairing, image = w.children[0].children
+    pairing.value = "nearest_images"
+    image.value = 3
+    assert calls == [steps["images"], steps["nearest_images"], steps["nearest_images"]]
+    with pytest.raises(ValueError, match="non-empty dict"):
+        widgets.n2n_explorer({}, test)
+    with pytest.raises(ValueError, match="one RGB image"):
+        widgets.render_n2n(steps["images"], test.images)
