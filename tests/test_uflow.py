@@ -64,11 +64,11 @@ def test_a_contrario_threshold_close_to_oracle_on_an_object(trained):
     # about one false region per good image at ε = 1, as for every method (test_eps)
     assert BAND[0] <= fa <= BAND[1]    # measured 1.5 false regions per good image
     assert first is not None           # ε means something: false regions by ε = 1e3
-    # the paper's mIoU (good images without a detection count 1, with one 0) pays for
+    # the paper's mIoU (a good image scores 1 without a detection, 0 with one) pays for
     # them: at ε = 1 it is far below its oracle (measured 0.245 vs 0.634); at ε = 0.1
-    # (0.25 false region per good image) it is closer (measured PAPER01)
-    paper = metrics.miou(test.masks, res.segment(0.1))
-    assert paper >= 0.4                # measured PAPER01
+    # (0.25 false region per good image) it is within 0.1 again
+    oracle_all = metrics.optimal_threshold(test.masks, res.maps, return_score=True)[1]
+    assert metrics.miou(test.masks, res.segment(0.1)) >= oracle_all - 0.1  # 0.596 vs 0.634
 
 
 def test_a_contrario_threshold_close_to_oracle_on_a_texture():
@@ -114,8 +114,9 @@ def test_background_law_from_held_out_images(trained):
     bg = det.backgrounds_[0]
     c = det.z_channels_[0]
     from adkit.contrario.tree import chi2_log_sf
-    q = np.quantile(bg.tail.sample, 0.999)
-    assert chi2_log_sf(q * c, c) < -5      # χ²_C would call the 1e-3 quantile < 1e-5
+    good = test.labels == 0
+    q = np.quantile(res.extras[f"chi2_{det.strides[0]}"][good], 0.999)
+    assert chi2_log_sf(q, c) < -5          # χ²_C calls the 1e-3 quantile of good cells < 1e-5
     assert bg.kappa > 1.5                  # neighbouring cells correlate
     assert res.extras["tests"][0].kappa == bg.kappa and len(res.extras["tests"]) == 1
     # the measured number of tests: the union bound over-counts about 10^δ times
