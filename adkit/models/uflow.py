@@ -230,11 +230,11 @@ class UFlow(Detector):
         the mIoU target on 22 runs instead of 21.
     nfa_scales : {"finest", "all"}, default "finest"
         Latent scales whose trees are tested (``nfa="held-out"`` or ``"measured"``).
-        ``"finest"``: the flow's full-resolution output, which the U conditions on the coarser scales;
-        ``"all"``: every scale, merged by the pixelwise minimum as in the paper, whose
-        coarse cells (32 px at stride 32 and 128 px) make coarse detections (half the
-        defective-only mIoU of ``"finest"`` on the embedded data). The paper's test
-        always uses every scale.
+        ``"finest"``: the flow's full-resolution output, which the U conditions on
+        the coarser scales; ``"all"``: every scale, merged by the pixelwise minimum
+        as in the paper, whose coarse cells (32 px at stride 32 and 128 px) make
+        coarse detections (half the defective-only mIoU of ``"finest"`` on the
+        embedded data). The paper's test always uses every scale.
     seed : int, default 0
         Seeds weights, permutations, batch order and the held-out split.
     device : str or None
