@@ -5,8 +5,9 @@ from scipy import ndimage, stats
 
 from adkit.contrario.null import CellBackground
 from adkit.contrario.tree import (ALPHA, BETA, AllSizesChi2Test, PerSizeTest, chi2_log_sf,
-                                  chi2_region_log_pfa, level_set_tree, polyomino_log_count,
-                                  polyomino_tests, tree_log_nfa)
+                                  chi2_region_log_pfa, level_refined_map, level_set_tree,
+                                  measured_shift, polyomino_log_count, polyomino_tests,
+                                  tree_log_nfa)
 
 
 def test_chernoff_bound_by_hand():
@@ -332,6 +333,47 @@ def test_nearest_upsampling_keeps_detections_on_their_cells():
     assert (smooth < 0).sum() > (out < 0).sum()  # bilinear spreads a strong cell
     with pytest.raises(ValueError, match="upsample"):
         tree_log_nfa(coarse, c, upsample="cubic")
+
+
+def test_level_drawing_follows_the_map_between_cell_centres():
+    c = 8
+    coarse = np.full((4, 4), 0.5 * c)
+    coarse[1, 2] = 200 * c                          # one cell that stands out
+    near = tree_log_nfa(coarse, c, shape=(32, 32))
+    level = tree_log_nfa(coarse, c, shape=(32, 32), upsample="level")
+    blob = level < 0
+    # a blob about the cell's centre, inside the cell, not its 8x8 square
+    assert 0 < blob.sum() < (near < 0).sum() == 64
+    assert blob[12, 20] and not (blob & ~(near < 0)).any()
+    assert level[blob].max() == pytest.approx(near[near < 0].max())   # same log NFA
+    assert level[~blob].min() == pytest.approx(near[~(near < 0)].min())
+    # a region whose neighbour is nearly as high spreads a little beyond its cells
+    two = np.full((4, 4), 0.5 * c)
+    two[1, 1:3] = 200 * c
+    two[1, 3] = 150 * c
+    t = level_set_tree(two, c)
+    drawn = level_refined_map(t, two, (32, 32)) < 0
+    cells = np.kron(t.labels >= 0, np.ones((8, 8), bool))
+    assert (drawn & ~cells).any() or drawn.sum() < cells.sum()
+    # nothing selected: the whole map keeps its no-detection value
+    flat = level_set_tree(np.full((4, 4), 0.5 * c), c)
+    assert np.all(level_refined_map(flat, np.full((4, 4), 0.5 * c), (8, 8)) == flat.fill)
+
+
+def test_measured_shift_gives_one_false_region_per_map():
+    rng = np.random.default_rng(3)
+    c, n = 8, 16
+    maps = (rng.standard_normal((60, c, n, n)) ** 2).sum(1)
+    test = PerSizeTest(lambda x: chi2_log_sf(x, c), n * n)
+    ln = np.stack([tree_log_nfa(m, test) for m in maps])
+    from adkit import metrics
+    d = measured_shift(ln[:30])
+    assert d > 1                          # the union bound over-counts: measured 2.23
+    assert metrics.false_alarms_per_image(ln[30:] < 0) < 1 / 3   # measured 0
+    fa = metrics.false_alarms_per_image(ln[30:] - d < 0)   # on other maps
+    assert 1 / 3 <= fa <= 3               # measured 1.33
+    shifted = PerSizeTest(lambda x: chi2_log_sf(x, c), n * n, shift=d)
+    np.testing.assert_allclose(tree_log_nfa(maps[0], shifted), ln[0] - d, atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (2, 2), (1, 5), (2, 7)])

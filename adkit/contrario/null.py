@@ -254,17 +254,26 @@ class CellBackground:
         Law of the (normalized) statistic of one cell.
     rho, kappa : float
         Lag-1 correlation of neighbouring cells and cells per independent cell.
+    image_quantile : float or None
+        When set (e.g. 0.9), each map is also divided by its own ``image_quantile``
+        quantile, after the per-position scale: a per-image scale, against a nuisance
+        that inflates a whole map (U-Flow's latents of a defective image are larger
+        everywhere, not only on the defect). None: no per-image scale.
     """
 
     scale: np.ndarray | None
     tail: EmpiricalTail
     rho: float
     kappa: float
+    image_quantile: float | None = None
 
     @classmethod
-    def fit(cls, maps, per_position: bool = True, tail: float = 0.1) -> "CellBackground":
+    def fit(cls, maps, per_position: bool = True, tail: float = 0.1,
+            image_quantile: float | None = None) -> "CellBackground":
         """Estimate from normal maps (N, h, w) the model never saw (N ≥ 2 with
-        ``per_position``)."""
+        ``per_position``); ``image_quantile``: see the attribute."""
+        if image_quantile is not None and not 0 < float(image_quantile) <= 1:
+            raise ValueError(f"image_quantile must be in (0, 1] or None, got {image_quantile!r}.")
         m = np.asarray(maps, dtype=np.float64)
         if m.ndim != 3:
             raise ValueError(f"maps must be (N, h, w) maps of normal images, got shape {m.shape}.")
@@ -280,29 +289,34 @@ class CellBackground:
             scale = np.maximum(tot / n, 1e-12)
             loo = np.maximum((tot[None] - m) / (n - 1), 1e-12)
             m = m / loo
+        q = None if image_quantile is None else float(image_quantile)
+        m = _per_image(m, q)
         t = EmpiricalTail.fit(m, tail=tail)
         rho, kappa = ar1_kappa(m)
-        return cls(scale=scale, tail=t, rho=rho, kappa=kappa)
+        return cls(scale=scale, tail=t, rho=rho, kappa=kappa, image_quantile=q)
 
     def normalize(self, maps) -> np.ndarray:
         """The statistic of new maps ((h, w) or (N, h, w)): divided by the per-position
         scale when there is one."""
         m = np.asarray(maps, dtype=np.float64)
         if self.scale is None:
-            return m
+            return _per_image(m, self.image_quantile)
         if m.shape[-2:] != self.scale.shape:
             raise ValueError(f"maps of shape {m.shape[-2:]} do not match the {self.scale.shape} "
                              "positions the background was estimated on: use images of "
                              "the training size.")
-        return m / self.scale
+        return _per_image(m / self.scale, self.image_quantile)
 
     def log10_sf(self, x) -> np.ndarray:
         r""":math:`\log_{10} P(U \ge x)` of one cell's normalized statistic under H0."""
         return self.tail.log10_sf(x)
 
     def to_dict(self) -> dict:
-        return {"scale": self.scale, "tail": self.tail.to_dict(), "rho": self.rho,
-                "kappa": self.kappa}
+        d = {"scale": self.scale, "tail": self.tail.to_dict(), "rho": self.rho,
+             "kappa": self.kappa}
+        if self.image_quantile is not None:
+            d["image_quantile"] = self.image_quantile
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "CellBackground":
@@ -315,8 +329,19 @@ class CellBackground:
         if d.get("scale") is not None:   # d is a dict: state_dict checked it above
             scale = state_array(d, "scale", shape=(None, None), dtype=np.float64,
                                 positive=True)
+        q = (state_float(d, "image_quantile", minimum=1e-6, maximum=1.0)
+             if "image_quantile" in d else None)   # absent in files saved before it
         return cls(scale=scale, tail=tail, rho=state_float(d, "rho", minimum=0.0, maximum=0.95),
-                   kappa=state_float(d, "kappa", minimum=1.0))
+                   kappa=state_float(d, "kappa", minimum=1.0), image_quantile=q)
+
+
+def _per_image(m: np.ndarray, q: float | None) -> np.ndarray:
+    """Each map ((h, w) or (N, h, w)) divided by its own q quantile (None: unchanged)."""
+    if q is None:
+        return m
+    s = np.quantile(m.reshape(-1, m.shape[-2] * m.shape[-1]), q, axis=1)
+    s = np.maximum(s, 1e-12).reshape(m.shape[:-2] + (1, 1))
+    return m / s
 
 
 # -- pixel maps: self-similarity's residuals, the reference detector's z-scores ------------
