@@ -96,10 +96,10 @@ import numpy as np
 
 from ...checks import check_batch_memory, check_in_range, check_positive_int
 from ..split import Split
-from .categories import (CATEGORIES, DEFAULTS, DEFECTS, KNOBS, NOISE_SIGMA, OBJECTS,
-                         TEXTURES_SYN, check_category, check_contrast, check_defects,
-                         check_strength)
-from .defects import apply_defect
+from .categories import (CATEGORIES, DEFAULTS, DEFECT_SETS, DEFECTS, KNOBS, NOISE_SIGMA, OBJECTS,
+                         SEMANTIC, TEXTURES_SYN, check_category, check_contrast,
+                         check_defect_type, check_defects, check_strength)
+from .defects import apply_defect, apply_part_defect
 from .draw import F32, fixed_ingredients
 from .nuisances import add_dust, add_speckles, apply_exposure
 from .objects import render_object
@@ -107,7 +107,7 @@ from .patterns import render_texture
 from .pose import Pose, draw_pose
 from .streams import seed_sequence, substream, substream_rng
 
-__all__ = ["CATEGORIES", "OBJECTS", "TEXTURES_SYN", "DEFECTS", "DEFAULTS",
+__all__ = ["CATEGORIES", "OBJECTS", "TEXTURES_SYN", "DEFECTS", "SEMANTIC", "DEFECT_SETS", "DEFAULTS",
            "Generated", "load", "make", "make_one"]
 
 
@@ -143,7 +143,10 @@ def _render(category, size, ss, kind, strengths, want_clean, contrast=1.0):
     add_speckles(category, R, size, pose, substream_rng(ss, 1), st["speckles"])
     add_dust(R, size, substream_rng(ss, 2), st["dust"])
     clean_scene = R["scene"].copy() if (want_clean and kind != "good") else None
-    if kind != "good":
+    if kind in SEMANTIC:
+        mask = apply_part_defect(kind, R, category, size, pose, grain, vignette,
+                                 substream_rng(ss, 5), contrast)
+    elif kind != "good":
         mask = apply_defect(kind, R, category, size, substream_rng(ss, 5), contrast)
     else:
         mask = np.zeros((size, size), bool)
@@ -209,7 +212,7 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
     size = check_positive_int(size, "size", minimum=32, maximum=4096)
     check_batch_memory(n, size, size, "synthetic images")
     ss = seed_sequence(seed)
-    defects = check_defects(defects)
+    defects = check_defects(defects, category)
     strengths = {k: check_strength(v, k) for k, v in
                  zip(KNOBS, (exposure, pose, speckles, dust, noise))}
     contrast = check_contrast(defect_contrast)
@@ -224,9 +227,8 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
         if len(kinds) != n:
             raise ValueError(f"defective lists {len(kinds)} types for n={n} images.")
         for k in kinds:
-            if k != "good" and k not in DEFECTS:
-                raise ValueError(
-                    f"unknown defect type {k!r}: use 'good' or one of {list(DEFECTS)}.")
+            if k != "good":
+                check_defect_type(k, category)
     images = np.empty((n, size, size, 3), F32)
     masks = np.zeros((n, size, size), bool)
     clean = np.empty_like(images) if return_clean else None
@@ -298,7 +300,7 @@ def load(category: str, n_train: int = 60, n_test: int = 40, size: int = 256, se
     size = check_positive_int(size, "size", minimum=32, maximum=4096)
     check_batch_memory(n_train + n_test, size, size, "synthetic images")
     ratio = check_in_range(anomaly_ratio, "anomaly_ratio", 0.0, 1.0)
-    defects = check_defects(defects)
+    defects = check_defects(defects, category)
     contrast = check_contrast(defect_contrast)
     ss = seed_sequence(seed)
     knobs = dict(size=size, exposure=exposure, pose=pose, speckles=speckles, dust=dust,
