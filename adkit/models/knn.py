@@ -156,7 +156,7 @@ class KNN(FeatureDetector):
         "coreset": Interval(Real, 0, 1, closed="right"),
         "coreset_dim": Interval(Integral, 1, 4096),
         "b": Interval(Integral, 1, 1024),
-        "score": Options("patchcore", "knn_mean"),
+        "score": Options("patchcore", "knn_mean", "max"),
         "k": Interval(Integral, 1, 10000),
         "strides": Strides(),
         "patch_size": Interval(Integral, 1, 15),
@@ -275,6 +275,32 @@ class KNN(FeatureDetector):
             self.image_bank_ = torch.as_tensor(feats[32]).float().mean((2, 3)).numpy()
         self._index = None
 
+    def bank_neighbors(self, entries) -> np.ndarray:
+        """N_b(m) of bank entries (indices (q,)): the indices (q, b) of their b nearest
+        bank entries, the entry itself first (b capped at the bank size)."""
+        entries = np.asarray(entries, np.int64)
+        b = min(self.b, len(self.bank_))
+        _, nb = nearest_neighbors(self.bank_[entries], self.bank_, b, self.search,
+                                  self.device, self._get_index())
+        return nb
+
+    def knn_mean_patches(self, flat, nearest) -> np.ndarray:
+        r"""Son et al.'s kNN-averaged score of every patch feature x (rows of ``flat``
+        (P, D)) whose nearest bank entry is ``nearest`` (P,):
+        :math:`\frac{1}{b}\sum_{m \in N_b(m^*(x))} \|x - m\|_2`. → (P,) float32."""
+        import torch
+        uniq, inv = np.unique(nearest, return_inverse=True)
+        nb = self.bank_neighbors(uniq)[inv.reshape(-1)]              # (P, b)
+        bank = torch.from_numpy(self.bank_)
+        q = torch.from_numpy(np.ascontiguousarray(flat, np.float32))
+        nbt = torch.from_numpy(nb)
+        out = np.empty(len(q), np.float32)
+        step = max(1, 2 ** 22 // (nb.shape[1] * q.shape[1]))
+        for i in range(0, len(q), step):
+            diff = bank[nbt[i:i + step]] - q[i:i + step, None, :]
+            out[i:i + step] = diff.square().sum(-1).sqrt().mean(1).numpy()
+        return out
+
     def _get_index(self):
         if self.search == "torch" or faiss_module() is None:
             return None
@@ -301,19 +327,26 @@ class KNN(FeatureDetector):
             flat = x.reshape(-1, d).numpy()
             index = self._get_index()
             dist, nn = nearest_neighbors(flat, self.bank_, 1, self.search, self.device, index)
-            patch = dist[:, 0].reshape(n, h * w)
-            nn = nn[:, 0].reshape(n, h * w)
+            nearest = dist[:, 0].reshape(n, h * w)
+            nn = nn[:, 0]
+            if self.score == "knn_mean":
+                # Son et al.: every patch scored by its mean distance to N_b(m*)
+                patch = self.knn_mean_patches(flat, nn).reshape(n, h * w)
+            else:
+                patch = nearest
+            nn = nn.reshape(n, h * w)
             worst = patch.argmax(1)
-            m_test = flat.reshape(n, h * w, d)[np.arange(n), worst]       # (n, D)
-            m_star = nn[np.arange(n), worst]
-            # N_b(m*): the b nearest bank entries of m* (m* itself first, at distance 0)
-            _, nb = nearest_neighbors(self.bank_[m_star], self.bank_, self.b, self.search,
-                                      self.device, index)
-            dnb = np.linalg.norm(self.bank_[nb] - m_test[:, None, :], axis=-1)
             s_star = patch[np.arange(n), worst]
-            scores = (patchcore_score(s_star, dnb) if self.score == "patchcore"
-                      else knn_mean_score(dnb))
-            extras["max_patch_distance"] = patch.max(1).astype(np.float32)
+            if self.score == "patchcore":
+                m_test = flat.reshape(n, h * w, d)[np.arange(n), worst]       # (n, D)
+                m_star = nn[np.arange(n), worst]
+                # N_b(m*): the b nearest bank entries of m* (m* itself first, at distance 0)
+                nb = self.bank_neighbors(m_star)
+                dnb = np.linalg.norm(self.bank_[nb] - m_test[:, None, :], axis=-1)
+                scores = patchcore_score(s_star, dnb)
+            else:
+                scores = s_star.astype(np.float32)
+            extras["max_patch_distance"] = nearest.max(1).astype(np.float32)
         else:
             pooled = torch.as_tensor(feats[32]).float().mean((2, 3)).numpy()
             k = min(self.k, len(self.image_bank_))
