@@ -210,3 +210,52 @@ def test_pixel_zscore_baseline_floor_on_pill():
     z = np.sqrt((((test.images - mu) / sd) ** 2).sum(-1))
     scores = [ndimage.gaussian_filter(m, 2).max() for m in z]
     assert roc_auc_score(test.labels, scores) >= 0.9
+
+
+# -- semantic defects: a part of the object shifted, turned or absent ----------------------
+@pytest.mark.parametrize("category", S.OBJECTS)
+def test_semantic_defects_load_masks_and_determinism(category):
+    assert f"synthetic/{category}/semantic" in data.available()
+    _, test = data.load(f"synthetic/{category}/semantic", n_train=1, n_test=8, size=64,
+                        seed=2)
+    assert set(test.defect_types) == {"good", *S.SEMANTIC}
+    assert not set(S.SEMANTIC) & set(S.DEFECTS)      # not in the default defect mix
+    np.testing.assert_array_equal(test.masks.reshape(8, -1).any(1), test.labels == 1)
+    _, again = S.load(category, n_train=1, n_test=8, size=64, seed=2, defects="semantic")
+    np.testing.assert_array_equal(test.images, again.images)
+    np.testing.assert_array_equal(test.masks, again.masks)
+    _, other = S.load(category, n_train=1, n_test=8, size=64, seed=3, defects="semantic")
+    assert not np.array_equal(test.masks, other.masks)
+
+
+# the part each semantic defect moves lies within this radius (fraction of the image side)
+# of the object's centre: the pill's mark, the nut (hole and hexagon), the bottle's lip
+PART_RADIUS = {"pill": 0.22, "nut": 0.33, "bottle": 0.32}  # nut: outline+shadow; bottle: body 0.4
+
+
+@pytest.mark.parametrize("category", S.OBJECTS)
+@pytest.mark.parametrize("kind", S.SEMANTIC)
+def test_semantic_defect_changes_only_the_part(category, kind):
+    size = 96
+    for seed in range(3):
+        im, mask, clean = S.make_one(category, kind, size=size, seed=seed, pose=False,
+                                     return_clean=True)
+        good, _ = S.make_one(category, None, size=size, seed=seed, pose=False)
+        assert mask.sum() >= 0.004 * size * size         # a visible part, not a few pixels
+        np.testing.assert_array_equal(im[~mask], clean[~mask])   # untouched outside the mask
+        assert np.abs(im - clean).max(-1)[mask].mean() > 0.05    # and changed inside it
+        np.testing.assert_array_equal(clean, good)   # the same image without its defect
+        y, x = np.nonzero(mask)
+        r = np.hypot(x + 0.5 - size / 2, y + 0.5 - size / 2) / size
+        assert r.max() < PART_RADIUS[category], (category, kind, seed, r.max())
+
+
+def test_semantic_defects_need_an_object():
+    with pytest.raises(ValueError, match="texture"):
+        S.load("fabric", n_train=1, n_test=2, size=32, defects="semantic")
+    with pytest.raises(ValueError, match="texture"):
+        data.load("synthetic/tile/semantic", n_train=1, n_test=2, size=32)
+    with pytest.raises(ValueError, match="defect set"):
+        data.load("synthetic/pill/oops", n_train=1, n_test=2, size=32)
+    with pytest.raises(ValueError, match="unknown defect type"):
+        S.make("pill", 1, size=32, defective=["twisted"])

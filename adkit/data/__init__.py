@@ -7,7 +7,9 @@
 ``load(name, **knobs)`` dispatches on the prefix of ``name``:
 
 - ``synthetic/<category>``: procedurally generated objects and textures
-  (:mod:`adkit.data.synthetic`), deterministic by ``seed``.
+  (:mod:`adkit.data.synthetic`), deterministic by ``seed``;
+  ``synthetic/<object>/semantic``: the same objects with semantic defects only (a part
+  shifted, turned or absent), i.e. ``defects="semantic"``.
 - ``textures/<name>``: real photographs shipped with scikit-image, cut into crops,
   with inserted defects (:mod:`adkit.data.textures`).
 - ``mvtec/<category>``: the official MVTec AD layout on disk under ``root=``
@@ -31,6 +33,7 @@ def available() -> list[str]:
     """Names accepted by :func:`load` without a download (MVTec AD needs ``root=``)."""
     from . import synthetic, textures
     names = [f"synthetic/{c}" for c in synthetic.CATEGORIES]
+    names += [f"synthetic/{c}/semantic" for c in synthetic.OBJECTS]
     names += [f"textures/{c}" for c in textures.TEXTURES]
     return names
 
@@ -65,6 +68,16 @@ def load(name: str, **kwargs) -> tuple[Split, Split]:
         return folder.load(**kwargs)
     if kind == "synthetic":
         from . import synthetic
+        category, _, defect_set = category.partition("/")
+        if defect_set:
+            if defect_set not in synthetic.DEFECT_SETS:
+                raise ValueError(
+                    f"unknown defect set {defect_set!r} in {name!r}: use "
+                    f"'synthetic/<category>' or 'synthetic/<object>/semantic'.")
+            if kwargs.get("defects") is not None:
+                raise ValueError(f"{name!r} names the defects already; do not pass "
+                                 "defects= as well.")
+            kwargs["defects"] = defect_set
         return synthetic.load(category, **kwargs)
     if kind == "textures":
         from . import textures

@@ -18,18 +18,40 @@ in industrial anomaly detection", CVPR 2022).
    Johnson-Lindenstrauss random projection to 128 dimensions that makes the
    distances cheap. M_C covers M with a small radius, so the nearest-neighbour
    distances barely change while the search gets ``1/coreset`` times faster.
-4. *Score*: each test patch feature gets its distance to the nearest bank entry; the
-   map is that distance upsampled to the input size and smoothed by a Gaussian of
-   std σ = 4. The image score takes the patch m_test,* farthest from the bank, its
-   nearest bank entry m* and distance s* = ‖m_test,* − m*‖, and reweights it by how
+4. *Score*: each test patch feature x gets its distance to the nearest bank entry
+   m*(x), :math:`s(x) = \|x - m^*(x)\|_2`; the map is that distance upsampled
+   (bilinear) to the input size and smoothed by a Gaussian of std σ = 4 (``sigma``).
+   The image score takes the worst patch m_test,* = argmax_x s(x), its nearest bank
+   entry m* and distance s* = s(m_test,*) (the raw distance: the smoothing is for the
+   map only), and reweights it (``score="patchcore"``, Roth et al. eq. 7) by how
    isolated m* is among its b nearest bank neighbours N_b(m*) (b = 9 here):
 
    .. math:: s = \Big(1 - \frac{\exp\|m^{test,*} - m^*\|}
                  {\sum_{m \in N_b(m^*)} \exp\|m^{test,*} - m\|}\Big)\, s^*
 
-   ``score="knn_mean"`` uses instead the kNN-averaged score of Son, Kim, Kang, Lee
-   ("Improvement on image anomaly detection focusing on background anomaly"): the
-   mean distance from m_test,* to the b neighbours N_b(m*).
+   ``score="max"`` keeps the plain kNN image score :math:`s^* = \max_x s(x)`.
+
+   ``score="knn_mean"`` is the kNN-averaged score of Son, Kim, Kang, Lee
+   ("Improvement on image anomaly detection focusing on background anomaly"), **per
+   patch**: every test patch x is scored by its mean distance to the b neighbours of
+   its nearest bank entry,
+
+   .. math:: s_b(x) = \frac{1}{b} \sum_{m \in N_b(m^*(x))} \|x - m\|_2 ,
+
+   which replaces s(x) everywhere: it makes the map (hence the paper's pixel results),
+   picks the worst patch (``extras["worst_patch"]``) and gives the image score
+   :math:`\max_x s_b(x)`. With b = 1 it is the plain distance s(x).
+
+Measured defaults (128 px, 60 train / 40 test images per embedded dataset, image /
+pixel AUROC; ``synthetic/<object>/semantic`` holds parts shifted, turned or absent):
+the mirror padding ``pad=32`` is worth up to +0.11 image AUROC on the semantic defects
+over ``pad=0`` (bottle 0.987 vs 0.875), the greedy coreset up to +0.05 over a random
+10 % bank, and ``score="patchcore"`` is within 0.003 of ``score="max"``; the
+defaults match or beat a plain kNN (``pad=0``, random 10 % bank, ``score="max"``) on
+every embedded dataset (fabric 0.955 vs 0.962, within the resolution of 40 images;
+at 256 px on the semantic defects: pill 0.948 vs 0.892, nut 0.958 vs 0.917, bottle
+0.850 vs 0.760).
+``score="knn_mean"`` (b = 9) scores lower on the semantic defects (nut 0.875 vs 0.920).
 
 **SPADE** (Cohen & Hoshen, "Sub-image anomaly detection with deep pyramid
 correspondences", 2020), ``mode="spade"``: the image score is the mean distance of the
@@ -85,8 +107,8 @@ def patchcore_score(s_star, dist_to_neighbors):
 
 
 def knn_mean_score(dist_to_neighbors):
-    """Son et al.'s kNN-averaged score: the mean of ‖m_test,* − m‖ over the b
-    neighbours N_b(m*) of the nearest bank entry. (N, b) → (N,)."""
+    """Son et al.'s kNN-averaged score of test patches x: the mean of ‖x − m‖ over the
+    b neighbours N_b(m*(x)) of their nearest bank entry. (N, b) → (N,)."""
     return np.asarray(dist_to_neighbors, np.float64).mean(1).astype(np.float32)
 
 
@@ -109,11 +131,16 @@ class KNN(FeatureDetector):
         distances (PatchCore: 128).
     b : int, default 9
         Number of nearest bank neighbours N_b(m*) of the nearest bank entry (m*
-        itself included) used by the image score (reweighting, or averaging with
-        ``score="knn_mean"``). At least 2 for the PatchCore score (with b = 1 its
-        weight is 0); ``score="knn_mean", b=1`` is the plain distance s*.
-    score : {"patchcore", "knn_mean"}, default "patchcore"
-        PatchCore's reweighted score, or Son et al.'s kNN-averaged score.
+        itself included): used by the image score with ``score="patchcore"``
+        (reweighting), by every patch's score with ``score="knn_mean"`` (averaging).
+        At least 2 for the PatchCore score (with b = 1 its weight is 0);
+        ``score="knn_mean", b=1`` is the plain distance.
+    score : {"patchcore", "max", "knn_mean"}, default "patchcore"
+        "patchcore": the map is each patch's nearest distance s(x), the image score
+        PatchCore's reweighted s* (Roth et al. eq. 7); "max": the same map, the image
+        score s* = max_x s(x) (a plain kNN); "knn_mean": Son et al.'s kNN-averaged
+        score per patch, s_b(x) = mean of ‖x − m‖ over N_b(m*(x)), for the map and
+        the image score max_x s_b(x) (see the module docstring).
     k : int, default 50
         SPADE: number of nearest training images (capped at the training size).
     strides : tuple of int, default (8, 16)
@@ -156,7 +183,7 @@ class KNN(FeatureDetector):
         "coreset": Interval(Real, 0, 1, closed="right"),
         "coreset_dim": Interval(Integral, 1, 4096),
         "b": Interval(Integral, 1, 1024),
-        "score": Options("patchcore", "knn_mean"),
+        "score": Options("patchcore", "knn_mean", "max"),
         "k": Interval(Integral, 1, 10000),
         "strides": Strides(),
         "patch_size": Interval(Integral, 1, 15),
@@ -275,6 +302,32 @@ class KNN(FeatureDetector):
             self.image_bank_ = torch.as_tensor(feats[32]).float().mean((2, 3)).numpy()
         self._index = None
 
+    def bank_neighbors(self, entries) -> np.ndarray:
+        """N_b(m) of bank entries (indices (q,)): the indices (q, b) of their b nearest
+        bank entries, the entry itself first (b capped at the bank size)."""
+        entries = np.asarray(entries, np.int64)
+        b = min(self.b, len(self.bank_))
+        _, nb = nearest_neighbors(self.bank_[entries], self.bank_, b, self.search,
+                                  self.device, self._get_index())
+        return nb
+
+    def knn_mean_patches(self, flat, nearest) -> np.ndarray:
+        r"""Son et al.'s kNN-averaged score of every patch feature x (rows of ``flat``
+        (P, D)) whose nearest bank entry is ``nearest`` (P,):
+        :math:`\frac{1}{b}\sum_{m \in N_b(m^*(x))} \|x - m\|_2`. → (P,) float32."""
+        import torch
+        uniq, inv = np.unique(nearest, return_inverse=True)
+        nb = self.bank_neighbors(uniq)[inv.reshape(-1)]              # (P, b)
+        bank = torch.from_numpy(self.bank_)
+        q = torch.from_numpy(np.ascontiguousarray(flat, np.float32))
+        nbt = torch.from_numpy(nb)
+        out = np.empty(len(q), np.float32)
+        step = max(1, 2 ** 22 // (nb.shape[1] * q.shape[1]))
+        for i in range(0, len(q), step):
+            diff = bank[nbt[i:i + step]] - q[i:i + step, None, :]
+            out[i:i + step] = diff.square().sum(-1).sqrt().mean(1).numpy()
+        return out
+
     def _get_index(self):
         if self.search == "torch" or faiss_module() is None:
             return None
@@ -301,19 +354,27 @@ class KNN(FeatureDetector):
             flat = x.reshape(-1, d).numpy()
             index = self._get_index()
             dist, nn = nearest_neighbors(flat, self.bank_, 1, self.search, self.device, index)
-            patch = dist[:, 0].reshape(n, h * w)
-            nn = nn[:, 0].reshape(n, h * w)
+            nearest = dist[:, 0].reshape(n, h * w)
+            nn = nn[:, 0]
+            if self.score == "knn_mean":
+                # Son et al.: every patch scored by its mean distance to N_b(m*)
+                patch = self.knn_mean_patches(flat, nn).reshape(n, h * w)
+            else:
+                patch = nearest
+            nn = nn.reshape(n, h * w)
             worst = patch.argmax(1)
-            m_test = flat.reshape(n, h * w, d)[np.arange(n), worst]       # (n, D)
-            m_star = nn[np.arange(n), worst]
-            # N_b(m*): the b nearest bank entries of m* (m* itself first, at distance 0)
-            _, nb = nearest_neighbors(self.bank_[m_star], self.bank_, self.b, self.search,
-                                      self.device, index)
-            dnb = np.linalg.norm(self.bank_[nb] - m_test[:, None, :], axis=-1)
             s_star = patch[np.arange(n), worst]
-            scores = (patchcore_score(s_star, dnb) if self.score == "patchcore"
-                      else knn_mean_score(dnb))
-            extras["max_patch_distance"] = patch.max(1).astype(np.float32)
+            if self.score == "patchcore":
+                m_test = flat.reshape(n, h * w, d)[np.arange(n), worst]       # (n, D)
+                m_star = nn[np.arange(n), worst]
+                # N_b(m*): the b nearest bank entries of m* (m* itself first, at distance 0)
+                nb = self.bank_neighbors(m_star)
+                dnb = np.linalg.norm(self.bank_[nb] - m_test[:, None, :], axis=-1)
+                scores = patchcore_score(s_star, dnb)
+            else:
+                scores = s_star.astype(np.float32)
+            extras["max_patch_distance"] = nearest.max(1).astype(np.float32)
+            extras["worst_patch"] = worst.astype(np.int64)
         else:
             pooled = torch.as_tensor(feats[32]).float().mean((2, 3)).numpy()
             k = min(self.k, len(self.image_bank_))

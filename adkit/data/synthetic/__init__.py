@@ -1,4 +1,5 @@
-"""Procedural industrial images: three rigid objects, two textures, five defects.
+"""Procedural industrial images: three rigid objects, two textures, five defects (and
+three semantic defects of the objects).
 
 >>> from adkit.data import synthetic
 >>> train, test = synthetic.load("pill", n_train=60, n_test=40, size=256, seed=0)
@@ -78,6 +79,23 @@ the same image; see ``return_clean``).
 hole in a texture;
 ``stain`` a smooth-edged colour change.
 
+Semantic defects (:data:`SEMANTIC`), objects only, not in the default mix
+(``defects="semantic"``, or ``adkit.data.load("synthetic/<object>/semantic")``): a
+part of the object is where it should not be, with a normal texture -- the defects a
+detector of local appearance alone finds hardest (MVTec AD's misplaced or missing
+transistor leads). The part is the pill's printed mark, the nut's hole and the
+bottle's lip and mouth:
+
+``shifted`` the part moved (the mark along or across the capsule, the hole off
+centre, the mouth off the bottle's axis);
+``turned`` the mark turned by 35-180 degrees, the nut's hexagon turned by about 30
+degrees (corners where flats should be), the mouth seen as an ellipse (a tilted neck);
+``absent`` no mark, no hole, a closed mouth.
+
+The object is rendered again with its part moved; the mask is where the two
+renderings differ (by more than 0.02), so it covers both where the part should be and
+where it is.
+
 ``defect_contrast`` (default 1) scales how visible a defect is: below 1 the defect is
 blended with the defect-free scene (same shape, place and mask), to make subtle
 defects that normal variability can hide.
@@ -96,10 +114,10 @@ import numpy as np
 
 from ...checks import check_batch_memory, check_in_range, check_positive_int
 from ..split import Split
-from .categories import (CATEGORIES, DEFAULTS, DEFECTS, KNOBS, NOISE_SIGMA, OBJECTS,
-                         TEXTURES_SYN, check_category, check_contrast, check_defects,
-                         check_strength)
-from .defects import apply_defect
+from .categories import (CATEGORIES, DEFAULTS, DEFECT_SETS, DEFECTS, KNOBS, NOISE_SIGMA, OBJECTS,
+                         SEMANTIC, TEXTURES_SYN, check_category, check_contrast,
+                         check_defect_type, check_defects, check_strength)
+from .defects import apply_defect, apply_part_defect
 from .draw import F32, fixed_ingredients
 from .nuisances import add_dust, add_speckles, apply_exposure
 from .objects import render_object
@@ -107,8 +125,8 @@ from .patterns import render_texture
 from .pose import Pose, draw_pose
 from .streams import seed_sequence, substream, substream_rng
 
-__all__ = ["CATEGORIES", "OBJECTS", "TEXTURES_SYN", "DEFECTS", "DEFAULTS",
-           "Generated", "load", "make", "make_one"]
+__all__ = ["CATEGORIES", "OBJECTS", "TEXTURES_SYN", "DEFECTS", "SEMANTIC", "DEFECT_SETS",
+           "DEFAULTS", "Generated", "load", "make", "make_one"]
 
 
 class Generated(NamedTuple):
@@ -143,7 +161,10 @@ def _render(category, size, ss, kind, strengths, want_clean, contrast=1.0):
     add_speckles(category, R, size, pose, substream_rng(ss, 1), st["speckles"])
     add_dust(R, size, substream_rng(ss, 2), st["dust"])
     clean_scene = R["scene"].copy() if (want_clean and kind != "good") else None
-    if kind != "good":
+    if kind in SEMANTIC:
+        mask = apply_part_defect(kind, R, category, size, pose, grain, vignette,
+                                 substream_rng(ss, 5), contrast)
+    elif kind != "good":
         mask = apply_defect(kind, R, category, size, substream_rng(ss, 5), contrast)
     else:
         mask = np.zeros((size, size), bool)
@@ -184,9 +205,9 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
     defective : bool or sequence of str
         ``False``: all good. ``True``: all defective, the defect types cycling through
         ``defects``. A sequence of ``n`` entries, each ``"good"`` or a defect type.
-    defects : sequence of str, optional
+    defects : sequence of str or "semantic", optional
         Defect types to cycle through when ``defective=True`` (default all of
-        :data:`DEFECTS`).
+        :data:`DEFECTS`; ``"semantic"``: those of :data:`SEMANTIC`, objects only).
     exposure, pose, speckles, dust, noise : bool or float
         The normal variability knobs, see the module docstring (True = strength 1).
     return_clean : bool
@@ -209,7 +230,7 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
     size = check_positive_int(size, "size", minimum=32, maximum=4096)
     check_batch_memory(n, size, size, "synthetic images")
     ss = seed_sequence(seed)
-    defects = check_defects(defects)
+    defects = check_defects(defects, category)
     strengths = {k: check_strength(v, k) for k, v in
                  zip(KNOBS, (exposure, pose, speckles, dust, noise))}
     contrast = check_contrast(defect_contrast)
@@ -224,9 +245,8 @@ def make(category: str, n: int = 1, size: int = 256, seed=0, defective=False,
         if len(kinds) != n:
             raise ValueError(f"defective lists {len(kinds)} types for n={n} images.")
         for k in kinds:
-            if k != "good" and k not in DEFECTS:
-                raise ValueError(
-                    f"unknown defect type {k!r}: use 'good' or one of {list(DEFECTS)}.")
+            if k != "good":
+                check_defect_type(k, category)
     images = np.empty((n, size, size, 3), F32)
     masks = np.zeros((n, size, size), bool)
     clean = np.empty_like(images) if return_clean else None
@@ -280,8 +300,9 @@ def load(category: str, n_train: int = 60, n_test: int = 40, size: int = 256, se
     anomaly_ratio : float in [0, 1]
         Fraction of defective test images (rounded; at least one good and one
         defective image when 0 < ratio < 1 and ``n_test >= 2``).
-    defects : sequence of str, optional
-        Defect types of the test set, cycled through (default all of :data:`DEFECTS`).
+    defects : sequence of str or "semantic", optional
+        Defect types of the test set, cycled through (default all of :data:`DEFECTS`;
+        ``"semantic"``: the parts shifted, turned or absent of :data:`SEMANTIC`).
     defect_contrast : float in (0, 1]
         Visibility of the defects (1 = fully drawn, the default; smaller = the defect
         blended with the defect-free image, same masks), see :func:`make`.
@@ -298,7 +319,7 @@ def load(category: str, n_train: int = 60, n_test: int = 40, size: int = 256, se
     size = check_positive_int(size, "size", minimum=32, maximum=4096)
     check_batch_memory(n_train + n_test, size, size, "synthetic images")
     ratio = check_in_range(anomaly_ratio, "anomaly_ratio", 0.0, 1.0)
-    defects = check_defects(defects)
+    defects = check_defects(defects, category)
     contrast = check_contrast(defect_contrast)
     ss = seed_sequence(seed)
     knobs = dict(size=size, exposure=exposure, pose=pose, speckles=speckles, dust=dust,

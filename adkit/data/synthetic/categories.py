@@ -7,8 +7,9 @@ import numpy as np
 
 from ...checks import check_in_range
 
-__all__ = ["OBJECTS", "TEXTURES_SYN", "CATEGORIES", "DEFECTS", "DEFAULTS", "KNOBS",
-           "NOISE_SIGMA", "check_category", "check_strength", "check_defects",
+__all__ = ["OBJECTS", "TEXTURES_SYN", "CATEGORIES", "DEFECTS", "SEMANTIC", "DEFECT_SETS",
+           "DEFAULTS", "KNOBS",
+           "NOISE_SIGMA", "check_category", "check_strength", "check_defects", "check_defect_type",
            "check_contrast"]
 
 
@@ -20,6 +21,11 @@ TEXTURES_SYN = ("fabric", "tile")
 CATEGORIES = OBJECTS + TEXTURES_SYN
 #: defect types, in the order used to cycle through them
 DEFECTS = ("crack", "scratch", "contamination", "missing", "stain")
+#: semantic defects of the objects (a part shifted, turned or absent), not in the
+#: default mix: ``defects="semantic"`` or ``load("synthetic/<object>/semantic")``
+SEMANTIC = ("shifted", "turned", "absent")
+#: named sets of defect types (``defects="semantic"``)
+DEFECT_SETS = {"texture": DEFECTS, "semantic": SEMANTIC}
 #: what strength 1 (``True``) of each knob means
 DEFAULTS = {
     "exposure": "gain exp(U(-0.18,0.18)), gamma exp(U(-0.15,0.15)), cast exp(U(-0.05,0.05))",
@@ -53,19 +59,32 @@ def check_strength(value, name: str) -> float:
     return check_in_range(value, name, 0.0, 5.0)
 
 
-def check_defects(defects) -> tuple:
-    """Defect types to cycle through: None → all of :data:`DEFECTS`; one name or a sequence."""
+def check_defects(defects, category=None) -> tuple:
+    """Defect types to cycle through: None → all of :data:`DEFECTS`; one name, a set
+    name of :data:`DEFECT_SETS` (``"semantic"``) or a sequence. The :data:`SEMANTIC`
+    types need an object (``category`` in :data:`OBJECTS`, or None to skip that check)."""
     if defects is None:
         return DEFECTS
     if isinstance(defects, str):
-        defects = (defects,)
+        defects = DEFECT_SETS.get(defects, (defects,))
     defects = tuple(defects)
     if not defects:
         raise ValueError(f"defects is empty: give one or more of {list(DEFECTS)}.")
     for d in defects:
-        if d not in DEFECTS:
-            raise ValueError(f"unknown defect type {d!r}: choose among {list(DEFECTS)}.")
+        check_defect_type(d, category)
     return defects
+
+
+def check_defect_type(kind, category=None) -> None:
+    """One defect type: of :data:`DEFECTS`, or of :data:`SEMANTIC` on an object."""
+    if kind not in DEFECTS + SEMANTIC:
+        raise ValueError(
+            f"unknown defect type {kind!r}: choose among {list(DEFECTS)} or the semantic "
+            f"defects of the objects {list(SEMANTIC)} (defects='semantic').")
+    if kind in SEMANTIC and category is not None and category not in OBJECTS:
+        raise ValueError(
+            f"the semantic defect {kind!r} moves a part of an object; {category!r} is a "
+            f"texture: use it with one of {list(OBJECTS)}, or a defect of {list(DEFECTS)}.")
 
 
 def check_contrast(value) -> float:

@@ -1,5 +1,6 @@
-"""Defects (crack, scratch, contamination, missing material, stain) drawn on a scene, each
-with its exact mask.
+"""Defects (crack, scratch, contamination, missing material, stain) drawn on a scene, and
+the semantic defects of the objects (a part shifted, turned or absent), each with its
+exact mask.
 """
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import numpy as np
 
 from .categories import OBJECTS, TEXTURES_SYN
 from .draw import F32, pixel_grid, segment_distance, square_window
+from .objects import Part, render_object
 
 __all__ = ["blob_alpha", "polyline_alpha", "pick_center", "luma", "local_mean",
-           "pick_color", "apply_defect"]
+           "pick_color", "apply_defect", "draw_part", "apply_part_defect", "PART_THRESHOLD"]
+
+#: a pixel belongs to a semantic defect's mask where the defective rendering differs from
+#: the normal one by more than this (max over the channels, on the [0, 1] scale)
+PART_THRESHOLD = 0.02
 
 
 def blob_alpha(size, cx, cy, radius, soft, rng, aspect=True):
@@ -204,4 +210,52 @@ def apply_defect(kind, R, category, size, rng, contrast=1.0):
         if contrast != 1.0:  # the default keeps the exact arithmetic of contrast 1
             am = am * F32(contrast)
         scene[mask] = scene[mask] * (1 - am) + np.asarray(target, F32)[mask] * am
+    return mask
+
+
+def draw_part(kind, category, rng):
+    """The :class:`~adkit.data.synthetic.objects.Part` of a semantic defect.
+
+    ``"shifted"``: the part moved (pill mark by 0.06-0.10 along the capsule or
+    0.03-0.05 across it; nut hole by 0.035-0.055; bottle lip and mouth by 0.05-0.08,
+    object units, a random direction); ``"turned"``: the pill mark turned by 35-180
+    degrees, the nut's hexagon by 30 ± 8 degrees about its hole (corners where flats
+    should be), the bottle mouth tilted into an ellipse of axes 1 and 0.55-0.7;
+    ``"absent"``: no mark, no hole, a closed mouth.
+    """
+    if kind == "absent":
+        return Part(present=False)
+    sign = rng.choice([-1.0, 1.0])
+    if kind == "turned":
+        if category == "pill":
+            return Part(turn=float(sign * np.deg2rad(rng.uniform(35, 180))))
+        if category == "nut":
+            return Part(turn=float(np.deg2rad(30 + rng.uniform(-8, 8))))
+        return Part(turn=float(rng.uniform(0, np.pi)), squash=float(rng.uniform(0.55, 0.7)))
+    if category == "pill":
+        if rng.uniform() < 0.5:
+            return Part(du=float(sign * rng.uniform(0.06, 0.10)))
+        return Part(dv=float(sign * rng.uniform(0.03, 0.05)))
+    lo, hi = (0.035, 0.055) if category == "nut" else (0.05, 0.08)
+    a, d = rng.uniform(0, 2 * np.pi), rng.uniform(lo, hi)
+    return Part(du=float(d * np.cos(a)), dv=float(d * np.sin(a)))
+
+
+def apply_part_defect(kind, R, category, size, pose, grain, vignette, rng, contrast=1.0):
+    """A semantic defect on R['scene'] (in place): the object rendered again with its
+    part shifted, turned or absent (:func:`draw_part`) replaces the scene where the two
+    renderings differ by more than :data:`PART_THRESHOLD`. Returns that mask, which
+    covers both where the part should be and where it is; outside it the scene is
+    untouched (speckles and dust included).
+    """
+    part = draw_part(kind, category, rng)
+    normal = render_object(category, size, pose, grain, vignette)["scene"]
+    moved = render_object(category, size, pose, grain, vignette, part)["scene"]
+    mask = np.abs(moved - normal).max(-1) > PART_THRESHOLD
+    if mask.any():
+        scene = R["scene"]
+        new = moved[mask]
+        if contrast != 1.0:
+            new = scene[mask] + F32(contrast) * (new - scene[mask])
+        scene[mask] = new
     return mask
