@@ -138,3 +138,27 @@ def test_seed_study_compares_methods_and_self_similarity_auroc_moves_with_eps():
     assert got["image_auroc"].iloc[0] == pytest.approx(want)
     with pytest.raises(ValueError, match="unknown key"):
         seed_study({"x": {"method": "reference", "step": []}}, seeds=(0, 1), **kw)
+
+
+def test_seed_study_test_knobs_change_only_the_test_split(monkeypatch):
+    """Son et al.'s setting: train on clean backgrounds, test with dust. The training
+    split comes from the study's knobs, the test split from the same draw with
+    ``test_knobs`` changed."""
+    import adkit.data as D
+    from adkit.bench import seed_study
+    calls, load = [], D.load
+
+    def spy(name, **kw):
+        calls.append(kw)
+        return load(name, **kw)
+
+    monkeypatch.setattr(D, "load", spy)
+    rows = seed_study({"none": []}, seeds=(0, 1), test_knobs={"dust": 2.0}, dust=False,
+                      n_train=4, n_test=6, size=32, progress=False)
+    assert len(rows) == 2
+    assert [c["dust"] for c in calls] == [False, 2.0, False, 2.0]
+    assert [c["seed"] for c in calls] == [0, 0, 1, 1]
+    clean = load("synthetic/pill", seed=0, dust=False, n_train=4, n_test=6, size=32)[1]
+    dusty = load("synthetic/pill", seed=0, dust=2.0, n_train=4, n_test=6, size=32)[1]
+    assert np.array_equal(clean.labels, dusty.labels) and np.array_equal(clean.masks, dusty.masks)
+    assert not np.array_equal(clean.images, dusty.images)

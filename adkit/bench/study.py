@@ -48,7 +48,7 @@ def _variant(spec, name: str, method: str, params):
 def seed_study(variants: dict, *, method: str = "reference", data: str = "synthetic/pill",
                seeds=(0, 1, 2), params: dict | None = None, eps: float = 1.0,
                metrics=METRICS, keep_results: bool = False, progress: bool = True,
-               **load_kw):
+               test_knobs: dict | None = None, **load_kw):
     """Fit and evaluate ``method`` behind each normalization variant, on ``len(seeds)``
     draws of the data; one row per (variant, seed).
 
@@ -77,6 +77,12 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
         At least 2, so that a spread can be measured.
     metrics : sequence of str
         Columns of :func:`adkit.metrics.evaluate` to keep.
+    test_knobs : dict, optional
+        Knobs that differ for the test split, e.g. ``{"dust": 2.0}`` with ``dust=False``:
+        training images without dust, test images with twice the default dust (Son et
+        al.'s background anomalies). The test split is then
+        ``adkit.data.load(data, seed=seed, **{**load_kw, **test_knobs})[1]``: the same
+        draw (each knob has its own random stream), only those knobs changed.
     keep_results : bool
         Also return the results, ``{(variant, seed): AnomalyResult}`` (to draw their maps
         without fitting again; the test split of a seed is ``adkit.data.load(data,
@@ -110,7 +116,10 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
     loaded = {}
     for seed, name in bar:
         if seed not in loaded:
-            loaded = {seed: D.load(data, seed=seed, **load_kw)}
+            train, test = D.load(data, seed=seed, **load_kw)
+            if test_knobs:
+                test = D.load(data, seed=seed, **{**load_kw, **test_knobs})[1]
+            loaded = {seed: (train, test)}
         train, test = loaded[seed]
         v_method, v_params, v_steps = specs[name]
         steps = _steps(v_steps, name, progress=False)
