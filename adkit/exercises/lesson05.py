@@ -77,7 +77,8 @@ register(Exercise(
 
 
 # -- 05.per_size_log_nfa -------------------------------------------------------------------
-# The per-size test of adkit's default U-Flow: with the per-cell tail given as its log10,
+# The per-size test of U-Flow's nfa="held-out" (the default, "measured", subtracts the shift δ
+# from it): with the per-cell tail given as its log10,
 # the library's PerSizeTest is called with log10_sf = identity, so the reference is the
 # library's own formula.
 
