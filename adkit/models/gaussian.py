@@ -233,9 +233,8 @@ def position_precisions(x, pixel_cov: str = "regularized", reg: float = 0.01,
     xc = x - mean[:, None]
     eye = torch.eye(c, dtype=x.dtype, device=x.device)
     if pixel_cov == "ledoit_wolf":
-        s_b, shrink = ledoit_wolf(xc, assume_centered=True)  # shrunk already
-        mu = torch.diagonal(xc.transpose(1, 2) @ xc / n, dim1=1, dim2=2).mean(1)
-        cov, s = s_b, None
+        cov, shrink = ledoit_wolf(xc, assume_centered=True)
+        mu = torch.diagonal(xc.transpose(1, 2) @ xc / n, dim1=1, dim2=2).mean(1)   # tr S_b / C
     else:
         s = xc.transpose(1, 2) @ xc / max(n - 1, 1)
         cov = s + reg * eye
@@ -300,6 +299,9 @@ class Gaussian(FeatureDetector):
         concatenated features of all ``map_strides`` (coarser stages upsampled by
         nearest neighbour), C = Σ C_s channels. False: one Gaussian per position and
         per stage, the stages' Mahalanobis maps averaged after bilinear upsampling.
+        The concatenated model holds (H/4)(W/4) C² floats, as PaDiM: 64·64·176² ≈ 0.5 GB
+        for 256 px images and Lite0 strides 4/8/16 (per stage: ≈ 30 MB), also in the
+        saved file.
     pixel_cov : {"regularized", "ledoit_wolf"}, default "regularized"
         Covariance at each position: S + ``reg``·I (PaDiM), or Ledoit-Wolf shrinkage
         (which with fewer training images than channels shrinks hard towards a scaled
@@ -496,10 +498,11 @@ class Gaussian(FeatureDetector):
                 prec = prec.reshape(h * w, c, c)
                 rows = torch.arange(h * w)
                 out = torch.empty(n, h, w, dtype=torch.float32, device=dev)
-                for i in range(n):
-                    d = _gather([f[i:i + 1] for f in flat], idx, rows)[:, 0].to(dev) - mean
-                    q = (torch.bmm(prec, d[:, :, None])[:, :, 0] * d).sum(1)
-                    out[i] = q.clamp_min(0).sqrt().reshape(h, w)
+                b = self.batch_size      # the precisions are read once per batch of images
+                for i in range(0, n, b):
+                    d = _gather([f[i:i + b] for f in flat], idx, rows).to(dev) - mean[:, None]
+                    q = (torch.bmm(d, prec) * d).sum(2)                  # (h w, batch)
+                    out[i:i + b] = q.clamp_min(0).sqrt().T.reshape(-1, h, w)
                 up = F.interpolate(out[:, None], size=(H, W), mode="bilinear",
                                    align_corners=False)[:, 0]
                 maps += up / len(groups)
