@@ -72,7 +72,7 @@ def test_bench_aesc_step_times_each_layout_and_thread_count():
 
 def test_tasks_take_only_the_options_they_know():
     assert set(TASKS) == {"reference", "synthetic", "align", "selfsim", "eps", "coreset",
-                          "knn", "nfa", "aesc", "aesc_notebook", "aesc_step"}
+                          "knn", "nfa", "aesc", "aesc_notebook", "aesc_step", "gaussian"}
     row = run_task("coreset", size=32, n=200, d=8)     # bench_coreset has no size
     assert row["task"] == "coreset" and row["n"] == 200 and row["same_selection"]
     assert row["total_s"] > 0 and row["peak_MB"] > 10
@@ -162,3 +162,12 @@ def test_seed_study_test_knobs_change_only_the_test_split(monkeypatch):
     dusty = load("synthetic/pill", seed=0, dust=2.0, n_train=4, n_test=6, size=32)[1]
     assert np.array_equal(clean.labels, dusty.labels) and np.array_equal(clean.masks, dusty.masks)
     assert not np.array_equal(clean.images, dusty.images)
+
+
+def test_gaussian_task_reports_gaussian_and_padim():
+    row = run_task("gaussian", n_train=8, n_test=4, size=32)
+    for name in ("gaussian", "former", "padim"):
+        assert row[f"{name}_fit_s"] > 0 and row[f"{name}_predict_s"] > 0
+        assert 0 <= row[f"{name}_pixel_auroc"] <= 1
+    # the default map is PaDiM's (float32 precisions: equal to 1e-3)
+    assert abs(row["gaussian_pixel_auroc"] - row["padim_pixel_auroc"]) < 1e-3, row
