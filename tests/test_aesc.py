@@ -99,11 +99,38 @@ def test_dropout_only_active_in_mc_mode():
             torch.testing.assert_close(quiet(x), net.eval()(x))
 
 
+def test_depth_sets_the_latent_size_and_the_dropout_rates():
+    """depth = number of stride-2 levels: 4 levels keep the paper's 4x4 latent at 64 px
+    (six leave 1x1 there); the paper's dropout rates are kept for the first levels."""
+    det = AESc(width=0.125, depth=4)
+    assert det.dropout == None and det.dropout_rates == (0.0, 0.0, 0.1, 0.2)  # noqa: E711
+    assert AESc().dropout_rates == PAPER_DROPOUT and AESc().depth == 6
+    for depth, side in ((4, 4), (6, 1)):
+        net = AESc(width=0.125, depth=depth)._build().eval()
+        assert len(net.enc) == depth and [m.p for m in net.enc_drop] == list(PAPER_DROPOUT[:depth])
+        latent = {}
+        net.enc[-1].register_forward_hook(lambda m, i, o: latent.update(z=o))
+        with torch.no_grad():
+            assert net(torch.rand(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+        assert latent["z"].shape[-2:] == (side, side)
+    with pytest.raises(ValueError, match="dropout needs one rate per level, depth=4, got 6"):
+        AESc(depth=4, dropout=PAPER_DROPOUT)
+    with pytest.raises(ValueError, match="depth=7 has more levels than the paper's 6"):
+        AESc(depth=7)
+    assert AESc(depth=7, dropout=(0.1,) * 7).dropout_rates == (0.1,) * 7
+    small = np.random.default_rng(0).random((4, 32, 32, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="depth=6 has 6 stride-2 levels"):
+        AESc(epochs=1, progress=False).fit(small)
+    det = AESc(width=0.125, depth=4, epochs=1, n_samples=2, validation_fraction=0,
+               progress=False).fit(small)   # 32 px is enough for 4 levels
+    assert det.predict(small[:1]).maps.shape == (1, 32, 32)
+
+
 # -- the detector -----------------------------------------------------------------------
-# the settings of notebook 06 (64 px, width 0.5, 30 epochs, batch 4, no validation), more
-# test images
+# the settings of notebook 06 (64 px, width 0.5, four levels: a 4x4 latent, 30 epochs,
+# batch 4, no validation), more test images
 S = NOTEBOOK_SETTINGS
-FIT = {k: S[k] for k in ("width", "batch_size", "validation_fraction", "lr_patience")}
+FIT = {k: S[k] for k in ("width", "depth", "batch_size", "validation_fraction", "lr_patience")}
 SIZE, EPOCHS, N_TEST = S["size"], S["epochs"], 80
 FLOOR, MARGIN, RATIO = 0.65, 0.1, 1.1
 
@@ -134,13 +161,13 @@ def test_stain_beats_identity_trap(results, data):
     from sklearn.metrics import roc_auc_score
     _, test = data
     auc = {c: roc_auc_score(test.labels, r.scores) for c, r in results.items()}
-    assert auc["stain"] > FLOOR, auc
-    assert auc["stain"] > auc[None] + MARGIN, auc  # MEASURED
+    assert auc["stain"] > FLOOR, auc                  # measured 0.74 (depth 4)
+    assert auc["stain"] > auc[None] + MARGIN, auc     # measured 0.74 vs 0.57
     # the identity trap: trained on clean images, AESc copies the defects (its residual
     # inside the defect masks is hardly larger than outside); trained on Stain it repairs them
     ratio = {c: r.extras["residual"][test.masks].mean() / r.extras["residual"][~test.masks].mean()
              for c, r in results.items()}
-    assert ratio["stain"] > ratio[None] * RATIO, ratio  # MEASURED
+    assert ratio["stain"] > ratio[None] * RATIO, ratio  # measured 4.8 vs 2.6
 
 
 def test_result_contents(results, trained, data):

@@ -103,6 +103,21 @@ def test_seed_study_gives_one_row_per_variant_and_seed_and_a_summary():
     sub = rows.loc[rows.variant == "midway", "aupro"]
     assert summary.loc["midway", ("aupro", "mean")] == pytest.approx(sub.mean())
     assert summary.loc["midway", ("aupro", "std")] == pytest.approx(sub.std(ddof=1))
+    # reuse: a prediction made before is evaluated, not fitted again (here a fake one
+    # whose scores are the labels, image AUROC 1)
+    import dataclasses
+
+    from adkit import data as D
+    test1 = D.load("synthetic/pill", seed=1, n_train=6, n_test=8, size=32)[1]
+    fake = results[("none", 1)]
+    fake = dataclasses.replace(fake, scores=test1.labels.astype(np.float32))
+    reused = seed_study({"none": []}, seeds=(0, 1), n_train=6, n_test=8, size=32,
+                        progress=False, reuse={("none", 1): fake})
+    assert reused["image_auroc"].iloc[1] == 1.0
+    assert reused["pixel_auroc"].iloc[1] == pytest.approx(again["pixel_auroc"].iloc[1])
+    assert reused["image_auroc"].iloc[0] == pytest.approx(again["image_auroc"].iloc[0])
+    with pytest.raises(ValueError, match="reuse keys"):
+        seed_study({"none": []}, seeds=(0, 1), reuse={("none", 5): fake})
     with pytest.raises(ValueError, match="at least 2"):
         seed_study({"none": []}, seeds=(0,))
     with pytest.raises(ValueError, match="unknown step 'midwya'"):

@@ -48,7 +48,7 @@ def _variant(spec, name: str, method: str, params):
 def seed_study(variants: dict, *, method: str = "reference", data: str = "synthetic/pill",
                seeds=(0, 1, 2), params: dict | None = None, eps: float = 1.0,
                metrics=METRICS, keep_results: bool = False, progress: bool = True,
-               test_knobs: dict | None = None, **load_kw):
+               test_knobs: dict | None = None, reuse: dict | None = None, **load_kw):
     """Fit and evaluate ``method`` behind each normalization variant, on ``len(seeds)``
     draws of the data; one row per (variant, seed).
 
@@ -87,6 +87,11 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
         Also return the results, ``{(variant, seed): AnomalyResult}`` (to draw their maps
         without fitting again; the test split of a seed is ``adkit.data.load(data,
         seed=seed, **load_kw)[1]``).
+    reuse : dict or None
+        ``{(variant, seed): AnomalyResult}``: predictions already made on the test split
+        of that seed by that variant's detector fitted on its training split (e.g. the
+        models a lesson trained above, with the same settings): evaluated as they are,
+        not fitted again. Each key must name a variant and a seed of the study.
 
     Returns
     -------
@@ -110,6 +115,12 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
     specs = {name: _variant(spec, name, method, params) for name, spec in variants.items()}
     for name, (_, _, steps) in specs.items():    # check every variant before the long work
         _steps(steps, name)
+    reuse = dict(reuse or {})
+    bad = [k for k in reuse if not (isinstance(k, tuple) and len(k) == 2
+                                    and k[0] in variants and k[1] in seeds)]
+    if bad:
+        raise ValueError(f"reuse keys {bad} are not (variant, seed) pairs of this study "
+                         f"(variants {list(variants)}, seeds {seeds}).")
     rows, results = [], {}
     jobs = [(s, v) for s in seeds for v in variants]
     bar = tqdm(jobs, desc="seed study", disable=not progress)
@@ -121,12 +132,15 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
                 test = D.load(data, seed=seed, **{**load_kw, **test_knobs})[1]
             loaded = {seed: (train, test)}
         train, test = loaded[seed]
-        v_method, v_params, v_steps = specs[name]
-        steps = _steps(v_steps, name, progress=False)
-        det = make_detector(v_method, v_params, progress=False)
-        if steps:
-            det = Pipeline(steps, det)
-        res = det.fit(train).predict(test)
+        if (name, seed) in reuse:
+            res = reuse[(name, seed)]
+        else:
+            v_method, v_params, v_steps = specs[name]
+            steps = _steps(v_steps, name, progress=False)
+            det = make_detector(v_method, v_params, progress=False)
+            if steps:
+                det = Pipeline(steps, det)
+            res = det.fit(train).predict(test)
         if keep_results:
             results[(name, seed)] = res
         quality = M.evaluate(res, test, eps=eps)

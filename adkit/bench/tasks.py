@@ -387,10 +387,12 @@ def bench_aesc_train(category: str | None = None, size: int | None = None,
         train, test = load(f"synthetic/{s['category']}", n_train=s["n_train"],
                            n_test=s["n_test"], size=s["size"], seed=0)
         out = {"category": s["category"], "size": s["size"], "n_train": s["n_train"],
-               "width": s["width"], "epochs": s["epochs"], "batch_size": s["batch_size"],
+               "width": s["width"], "depth": s["depth"], "epochs": s["epochs"],
+               "batch_size": s["batch_size"],
                "threads": torch.get_num_threads()}
         for corruption in ("stain", None):
-            det = AESc(corruption=corruption, width=s["width"], epochs=s["epochs"],
+            det = AESc(corruption=corruption, width=s["width"], depth=s["depth"],
+                       epochs=s["epochs"],
                        batch_size=s["batch_size"], validation_fraction=s["validation_fraction"],
                        lr_patience=s["lr_patience"], seed=0, progress=False)
             c0, t0 = time.process_time(), time.perf_counter()

@@ -38,7 +38,7 @@ Anomaly maps (Sec. III-C):
   absolute residual over the colour channels; ``reduce="mean"`` divides by 3);
 - uncertainty (Monte-Carlo dropout): the network is run ``n_samples`` = 30 times with
   dropout switched on (rates 0, 0, 10, 20, 30, 40 % from the finest to the coarsest
-  level, after each encoder and decoder level), and
+  of the six levels, after each encoder and decoder level), and
   :math:`u(p) = \sum_c \mathrm{Var}_s[\hat x^{(s)}_c(p)]`.
 
 The image score is the L2 norm of the map, normalised by the number of pixels (the
@@ -49,8 +49,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import (Boolean, Device, Dict, Integral, Interval, Options, Real, Seed,
-                      Tuple)
+from ..params import (Boolean, Device, Dict, Integral, Interval, Options,
+                      ParameterValueError, Real, Seed, Tuple)
 from ..corruptions import CORRUPTIONS, corrupt
 from ..estimator import ModelFileError
 from ..training import train_epochs
@@ -59,6 +59,10 @@ from .base import AnomalyResult, Detector
 __all__ = ["AESc"]
 
 MAPS = ("residual", "uncertainty")
+#: the paper's MC-dropout rates of its six levels, finest first (the network's
+#: ``adkit.nets.autoencoder.PAPER_DROPOUT``, repeated here so that importing the detector
+#: does not import torch)
+PAPER_DROPOUT = (0.0, 0.0, 0.1, 0.2, 0.3, 0.4)
 
 
 class AESc(Detector):
@@ -116,9 +120,17 @@ class AESc(Detector):
         best epoch is still the one kept). Ignored without validation.
     n_samples : int, default 30
         Monte-Carlo dropout passes for the uncertainty map (paper: 30).
-    dropout : sequence of 6 floats, default (0, 0, 0.1, 0.2, 0.3, 0.4)
-        MC-dropout rates from the finest to the coarsest level (paper's values).
-        Dropout is active only while drawing the MC samples.
+    depth : int in [1, 8], default 6
+        Number of stride-2 levels of the encoder (and of upsampling levels of the
+        decoder): the latent is ``H / 2^depth`` pixels on a side. Paper: 6, a 4×4
+        latent at 256 px. At 64 px six levels leave a 1×1 latent; ``depth=4`` keeps the
+        paper's 4×4 latent there (notebook 06). Training images need sides of at least
+        ``2^depth`` pixels (other sides are reflect-padded to a multiple of it).
+    dropout : sequence of ``depth`` floats or None, default None
+        MC-dropout rates from the finest to the coarsest level. ``None``: the paper's
+        rates (0, 0, 0.1, 0.2, 0.3, 0.4) for its six levels, their first ``depth``
+        with fewer levels (``depth=4``: 0, 0, 0.1, 0.2); with more than six levels,
+        give them. Dropout is active only while drawing the MC samples.
     map : {"residual", "uncertainty"}, default "residual"
         Which map becomes ``result.maps`` (and the scores); both are always in
         ``result.extras``.
@@ -165,7 +177,7 @@ class AESc(Detector):
 
     name = "aesc"
     # the network's BatchNorm normalizes over the batch: a batch of one image has no
-    # statistics at the coarsest (1x1 at 64 px) level
+    # statistics at a 1x1 coarsest level (depth 6 at 64 px)
     _min_train = 2
     _min_train_why = "its BatchNorm layers normalize over a batch of at least 2 images"
     _parameter_constraints = {
@@ -181,7 +193,8 @@ class AESc(Detector):
             "0 trains on every image without early stopping.")),
         "patience": [None, Interval(Integral, 1, 10000)],
         "n_samples": Interval(Integral, 2, 1000),
-        "dropout": Tuple(Interval(Real, 0, 1, closed="left"), length=6),
+        "depth": Interval(Integral, 1, 8),
+        "dropout": [None, Tuple(Interval(Real, 0, 1, closed="left"), max_length=8)],
         "map": Options(*MAPS),
         "reduce": Options("sum", "mean"),
         "corruption_params": [None, Dict()],
@@ -194,10 +207,29 @@ class AESc(Detector):
                  width: float = 0.5, epochs: int = 60, batch_size: int = 16,
                  lr: float = 1e-3, lr_patience: int = 5, validation_fraction: float = 0.2,
                  patience: int | None = 10, n_samples: int = 30,
-                 dropout=(0.0, 0.0, 0.1, 0.2, 0.3, 0.4), map: str = "residual",
+                 depth: int = 6, dropout=None, map: str = "residual",
                  reduce: str = "sum", corruption_params: dict | None = None,
                  seed: int = 0, device: str | None = None, progress: bool = True):
         self._set_params(locals())
+
+    def _check_params(self, p):
+        if p["dropout"] is None and p["depth"] > len(PAPER_DROPOUT):
+            raise ParameterValueError(
+                f"depth={p['depth']} has more levels than the paper's {len(PAPER_DROPOUT)}: "
+                f"give dropout= with {p['depth']} rates (from the finest level to the "
+                "coarsest), e.g. dropout=" + str(PAPER_DROPOUT + (0.4,) * (p["depth"] - 6)) + ".")
+        if p["dropout"] is not None and len(p["dropout"]) != p["depth"]:
+            raise ParameterValueError(
+                f"dropout needs one rate per level, depth={p['depth']}, got "
+                f"{len(p['dropout'])}: {p['dropout']}; or dropout=None for the paper's "
+                "rates of the first depth levels.")
+
+    @property
+    def dropout_rates(self) -> tuple:
+        """The MC-dropout rate of each level, finest first (``dropout`` or the paper's)."""
+        if self.dropout is not None:
+            return tuple(self.dropout)
+        return tuple(PAPER_DROPOUT[:self.depth])
 
     # -- network ------------------------------------------------------------------------
     def _build(self):
@@ -205,7 +237,8 @@ class AESc(Detector):
 
         from ..nets.autoencoder import Autoencoder
         from ..torch_utils import default_device
-        net = Autoencoder(width=self.width, skips=self.skips, dropout=self.dropout)
+        net = Autoencoder(width=self.width, skips=self.skips, dropout=self.dropout_rates,
+                          depth=self.depth)
         return net.to(default_device(self.device), memory_format=torch.channels_last)
 
     def _tensor(self, images: np.ndarray):
@@ -238,11 +271,12 @@ class AESc(Detector):
         from ..torch_utils import seed_everything
         from ..training import EarlyStopping
 
-        if min(images.shape[1:3]) < 64:
+        m = 2 ** self.depth
+        if min(images.shape[1:3]) < m:
             raise ValueError(
-                f"train images are {images.shape[1]}x{images.shape[2]}; AESc has 6 "
-                "stride-2 levels and needs images of at least 64x64 (a multiple of 64, "
-                "e.g. size=128 or 256).")
+                f"train images are {images.shape[1]}x{images.shape[2]}; AESc with "
+                f"depth={self.depth} has {self.depth} stride-2 levels and needs images of at "
+                f"least {m}x{m} (a multiple of {m}), or a smaller depth.")
         if self.corruption_params:  # fail now, not after the first epoch
             corrupt(images[:1], self.corruption or "stain", seed=0, **self.corruption_params)
         train_idx, val_idx = self._split(len(images))
