@@ -22,7 +22,7 @@ import numpy as np
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
            "show_images", "show_normalization", "show_detections", "notebook_style",
            "plot_threshold_curve", "plot_false_alarms", "plot_false_alarm_panels",
-           "plot_level_set_tree", "show_scale_votes", "plot_against_eps", "show_change", "map_scale", "png", "png_size", "map_png",
+           "plot_level_set_tree", "show_scale_votes", "plot_against_eps", "show_change", "show_rows", "map_scale", "png", "png_size", "map_png",
            "MAP_CMAP", "DETECTION_COLOR", "TRUTH_COLOR", "MIN_FIGURE_WIDTH", "STYLE"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere
@@ -675,4 +675,50 @@ def show_change(image: np.ndarray, output: np.ndarray, title: str | None = None,
     for a in ax:
         a.set_xticks([])
         a.set_yticks([])
+    return fig
+
+
+def show_rows(rows: dict, titles: Sequence[str] | None = None, gt: np.ndarray | None = None,
+              size: float = 1.7, vmax: float | None = None, map_label: str = "anomaly score"):
+    """Several versions of the same images, one row each: ``rows`` is ``{label: array}``
+    with images (N, H, W, 3) or maps (N, H, W).
+
+    Every map row shares one colour scale (``vmax`` defaults to the 99.5th percentile of
+    all maps shown), so rows compare by brightness (e.g. a detector with and without a
+    normalization, or two scores of one bank), with one colorbar at the end of each map
+    row. ``gt`` outlines the ground truth in green on the first row. Returns the figure.
+    """
+    plt = _plt()
+    if not rows:
+        raise ValueError("rows is empty: give {label: images (N, H, W, 3) or maps (N, H, W)}.")
+    arrays = {k: np.asarray(v) for k, v in rows.items()}
+    n = len(next(iter(arrays.values())))
+    for k, a in arrays.items():
+        if len(a) != n or a.ndim not in (3, 4):
+            raise ValueError(f"row {k!r} has shape {a.shape}: every row needs the same number "
+                             f"of images ({n}), as (N, H, W, 3) images or (N, H, W) maps.")
+    maps = [a for a in arrays.values() if a.ndim == 3]
+    if maps and vmax is None:
+        vmax = float(np.percentile(np.concatenate([m.ravel() for m in maps]), 99.5))
+    vmin = float(min(m.min() for m in maps)) if maps else 0.0
+    extra = 0.8 if maps else 0.0
+    fig, axes = plt.subplots(len(arrays), n, figsize=(_width(size * n + extra), size * len(arrays)),
+                             squeeze=False, layout="constrained")
+    for r, (label, a) in enumerate(arrays.items()):
+        shown = None
+        for i in range(n):
+            ax = axes[r, i]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if a.ndim == 4:
+                img = np.clip(a[i], 0, 1)
+                ax.imshow(outline(img, gt[i], TRUTH_COLOR) if (r == 0 and gt is not None) else img)
+            else:
+                shown = ax.imshow(a[i], cmap=MAP_CMAP, vmin=vmin, vmax=vmax)
+            if r == 0 and titles is not None:
+                ax.set_title(str(titles[i]), fontsize=8)
+            if i == 0:
+                ax.set_ylabel(label, fontsize=8)
+        if shown is not None:
+            _colorbar(fig, shown, axes[r, :].tolist(), map_label)
     return fig

@@ -186,3 +186,23 @@ def test_gaussian_task_reports_gaussian_and_padim():
         assert 0 <= row[f"{name}_pixel_auroc"] <= 1
     # the default map is PaDiM's (float32 precisions: equal to 1e-3)
     assert abs(row["gaussian_pixel_auroc"] - row["padim_pixel_auroc"]) < 1e-3, row
+
+
+def test_feature_study_shares_features_and_matches_seed_study(monkeypatch):
+    """Variants that agree on the feature parameters share one backbone pass per draw,
+    and give what a full fit of each variant gives."""
+    from adkit.bench import seed_study
+    from adkit.bench.study import feature_study
+    from adkit.models import KNN
+    kw = dict(n_train=6, n_test=6, size=32, seeds=(0, 1), progress=False)
+    variants = {"patchcore": {}, "knn_mean": {"score": "knn_mean"}, "no pad": {"pad": 0}}
+    calls, features = [], KNN.features
+    monkeypatch.setattr(KNN, "features", lambda self, x: calls.append(self.pad) or features(self, x))
+    rows = feature_study(variants, method="knn", **kw)
+    assert calls == [32, 32, 0, 0] * 2           # train + test, once per padding, per draw
+    full = seed_study({k: {"method": "knn", "params": v} for k, v in variants.items()},
+                      metrics=("image_auroc", "pixel_auroc", "aupro"), **kw)
+    np.testing.assert_allclose(rows[["image_auroc", "pixel_auroc"]].to_numpy(),
+                               full[["image_auroc", "pixel_auroc"]].to_numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="deep-feature"):
+        feature_study({"a": {}}, method="reference", **kw)

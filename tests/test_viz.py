@@ -227,3 +227,17 @@ def test_show_scale_votes_and_plot_against_eps():
     ax = viz.plot_against_eps(table, mark=10 ** -2.2, mark_label="paper")
     assert len(ax.lines) == 3                         # two means and the mark
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.6, 0.6])
+
+
+def test_show_rows_shares_one_scale_between_map_rows():
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 16, 16, 3)).astype(np.float32)
+    a, b = rng.random((3, 16, 16)), 2 * rng.random((3, 16, 16))
+    fig = viz.show_rows({"input": images, "A": a, "B": b}, titles=list("xyz"),
+                        gt=np.ones((3, 16, 16), bool))
+    ims = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(ims) == 9
+    assert ims[3].get_clim() == ims[8].get_clim()          # one scale for both map rows
+    assert ims[3].get_clim()[1] == pytest.approx(np.percentile(np.r_[a.ravel(), b.ravel()], 99.5))
+    with pytest.raises(ValueError, match="same number"):
+        viz.show_rows({"input": images, "A": a[:2]})
