@@ -577,37 +577,26 @@ def plot_level_set_tree(tree, ax=None, log_eps: float = 0.0, clip: float = 10.0,
     return ax
 
 
-def show_scale_votes(result, index: int, eps: float = 1.0, n_votes: int = 2, scales=None,
-                     image: np.ndarray | None = None, title: str | None = None, size: float = 1.5):
+def show_scale_votes(view: dict, image: np.ndarray | None = None, title: str | None = None,
+                     size: float = 1.5):
     r"""Self-similarity's multi-scale decision on one image, for one ε.
 
-    Panels: the image; for each scale s the detection :math:`b^s(ε) = [\log_{10}
-    \mathrm{NFA}^s < \log_{10} ε]` outlined on the (normalized) image; the anomaly map
+    ``view`` is what ``SelfSimilarity.vote_view(result, index, eps, n_votes, scales)``
+    returns. Panels: the image (when ``image`` is given); for each scale s the detection
+    :math:`b^s(ε) = [\log_{10} \mathrm{NFA}^s < \log_{10} ε]` outlined on the detector's
+    input (``view["image"]``, else ``image``); the anomaly map
     :math:`r^{MS} = \prod_s |r^s|` with its colorbar; and the vote
     :math:`b^{MS} = [\sum_s b^s \ge N_v]` with the image score :math:`s_{ra}`.
-
-    ``result`` is what ``SelfSimilarity.predict`` (or a Pipeline ending with it)
-    returned; nothing is searched again (:func:`adkit.models.selfsim.rethreshold`, a few
-    milliseconds). ``image`` (the raw test image) is shown first when given; the
-    detections are drawn on the detector's input (``extras["normalized_images"]`` behind
-    a normalization). Returns the figure.
+    Returns the figure.
     """
-    from .models.selfsim import rethreshold, scale_log_nfa
     plt = _plt()
-    one = result[int(index)]
-    if scales is None:
-        scales = tuple(int(k[len("residual_s"):]) for k in result.extras
-                       if k.startswith("residual_s"))
-    scales = tuple(scales)
-    n_votes = min(int(n_votes), len(scales))
-    r = rethreshold(one, eps, n_votes, scales)
-    logs = scale_log_nfa(one, scales)
-    shown = one.extras.get("normalized_images")
-    shown = np.asarray(shown[0] if shown is not None else image)
+    shown = view.get("image")
+    shown = np.asarray(image if shown is None else shown)
     if shown.ndim != 3:
-        raise ValueError("give image= (the test image): this result keeps no "
-                         "normalized_images to draw the detections on.")
-    panels = len(scales) + 2 + (image is not None)
+        raise ValueError("give image= (the test image): this view has no normalized "
+                         "image to draw the detections on.")
+    per_scale = view["per_scale"]
+    panels = len(per_scale) + 2 + (image is not None)
     fig, ax = plt.subplots(1, panels, figsize=(_width(size * panels + 0.6), size + 0.5),
                            layout="constrained")
     k = 0
@@ -615,18 +604,18 @@ def show_scale_votes(result, index: int, eps: float = 1.0, n_votes: int = 2, sca
         ax[0].imshow(np.clip(image, 0, 1))
         ax[0].set_title(title or "image", fontsize=8)
         k = 1
-    for j, s in enumerate(scales):
-        ax[k + j].imshow(outline(shown, logs[s][0] < np.log10(eps)))
+    for j, (s, mask) in enumerate(per_scale.items()):
+        ax[k + j].imshow(outline(shown, mask))
         ax[k + j].set_title(f"$b^s$, s = {s}", fontsize=8)
-    im = ax[-2].imshow(r.maps[0], cmap=MAP_CMAP)
+    im = ax[-2].imshow(view["map"], cmap=MAP_CMAP)
     ax[-2].set_title("$r^{MS}$", fontsize=8)
     _colorbar(fig, im, ax[-2], None)
-    ax[-1].imshow(outline(shown, r.segment(eps)[0]))
-    ax[-1].set_title(f"$b^{{MS}}$, $s_{{ra}}$ = {r.scores[0]:.2g}", fontsize=8)
+    ax[-1].imshow(outline(shown, view["vote"]))
+    ax[-1].set_title(f"$b^{{MS}}$, $s_{{ra}}$ = {view['score']:.2g}", fontsize=8)
     for a in ax:
         a.set_xticks([])
         a.set_yticks([])
-    fig.suptitle(f"ε = {eps:.1e}, $N_v$ = {n_votes}", fontsize=9)
+    fig.suptitle(f"ε = {view['eps']:.1e}, $N_v$ = {view['n_votes']}", fontsize=9)
     return fig
 
 

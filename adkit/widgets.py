@@ -513,19 +513,23 @@ def dashboard(results: dict, test=None, eps: float = 1.0, title: str = "adkit ·
                   sizing_mode="stretch_width")
 
 
-def scales_explorer(result, test=None, index: int | None = None, eps: float = 1.0,
-                    n_votes: int = 2):
+def scales_explorer(detector, result, test=None, index: int | None = None,
+                    eps: float = 1.0, n_votes: int = 2):
     """Self-similarity's multi-scale vote, live: an image menu, the ε slider, the scales
     and :math:`N_v`, drawn by :func:`adkit.viz.show_scale_votes`.
 
-    ``result`` comes from ``SelfSimilarity.predict`` (or a Pipeline ending with it);
-    ``test`` (the Split it was predicted on) names the images in the menu and shows the
-    raw image. Each move re-thresholds the stored residuals (milliseconds) and redraws;
-    nothing is searched again. Returns the widget.
+    ``detector`` is the fitted ``SelfSimilarity`` (``pipeline.detector`` behind a
+    normalization) and ``result`` what it (or its Pipeline) predicted; ``test`` (the Split
+    it was predicted on) names the images in the menu and shows the raw image. Each move
+    re-thresholds the stored residuals (``detector.vote_view``, milliseconds) and
+    redraws; nothing is searched again. Returns the widget.
     """
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
+    if not hasattr(detector, "vote_view"):
+        raise ValueError("detector must be the fitted SelfSimilarity that made the result "
+                         "(pipeline.detector behind a normalization).")
     scales = tuple(int(k[len("residual_s"):]) for k in result.extras
                    if k.startswith("residual_s"))
     if not scales:
@@ -549,9 +553,9 @@ def scales_explorer(result, test=None, index: int | None = None, eps: float = 1.
             out.clear_output(wait=True)
             sc = tuple(chosen.value) or scales[:1]
             i = image.value
+            view = detector.vote_view(result, i, 10 ** log_eps.value, votes.value, sc)
             fig = viz.show_scale_votes(
-                result, i, 10 ** log_eps.value, min(votes.value, len(sc)), sc,
-                image=None if test is None else test.images[i],
+                view, image=None if test is None else test.images[i],
                 title=None if test is None else str(test.defect_types[i]))
             display(fig)
             plt.close(fig)

@@ -217,8 +217,9 @@ def test_show_scale_votes_and_plot_against_eps():
     from adkit.data import load
     from adkit.models import SelfSimilarity
     train, test = load("synthetic/pill", n_train=6, n_test=4, size=48, seed=0)
-    res = SelfSimilarity(scales=(0, 1), progress=False).fit(train).predict(test)
-    fig = viz.show_scale_votes(res, 1, eps=1.0, image=test.images[1], title="t")
+    det = SelfSimilarity(scales=(0, 1), progress=False).fit(train)
+    fig = viz.show_scale_votes(det.vote_view(det.predict(test), 1, eps=1.0),
+                               image=test.images[1], title="t")
     # image, one panel per scale, the map (and its colorbar), the vote
     assert len([a for a in fig.axes if a.images]) == 1 + 2 + 2
     assert fig.get_figwidth() * fig.dpi >= viz.MIN_FIGURE_WIDTH

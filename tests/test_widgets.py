@@ -230,25 +230,32 @@ def test_scales_explorer_redraws_the_vote_for_each_setting(monkeypatch):
     from adkit.data import load
     from adkit.models import SelfSimilarity
     train, test = load("synthetic/pill", n_train=6, n_test=6, size=48, seed=0)
-    res = SelfSimilarity(scales=(0, 1), progress=False).fit(train).predict(test)
-    calls, draw = [], viz.show_scale_votes
+    det = SelfSimilarity(scales=(0, 1), progress=False).fit(train)
+    res = det.predict(test)
+    calls, view = [], det.vote_view
 
-    def spy(result, index, eps, n_votes, scales, **kw):
+    def spy(result, index, eps, n_votes, scales):
         calls.append((index, round(float(np.log10(eps)), 6), n_votes, scales))
-        return draw(result, index, eps, n_votes, scales, **kw)
+        return view(result, index, eps, n_votes, scales)
 
-    monkeypatch.setattr(viz, "show_scale_votes", spy)
-    w = widgets.scales_explorer(res, test)
+    monkeypatch.setattr(det, "vote_view", spy)
+    w = widgets.scales_explorer(det, res, test)
     (image, log_eps), (scales, votes) = w.children[0].children, w.children[1].children
     assert test.labels[image.value] == 1              # opens on a defective image
     assert votes.max == 2 and scales.value == (0, 1)
     log_eps.value = -3.0
-    scales.value = (0,)                               # N_v is capped by the scales kept
+    scales.value = (0,)
     votes.value = 1
     assert calls == [(image.value, 0.0, 2, (0, 1)), (image.value, -3.0, 2, (0, 1)),
-                     (image.value, -3.0, 1, (0,)), (image.value, -3.0, 1, (0,))]
+                     (image.value, -3.0, 2, (0,)), (image.value, -3.0, 1, (0,))]
+    # the view: N_v capped by the scales kept; the vote is the result's segment(ε)
+    v = view(res, image.value, 1.0, 3, (0, 1))
+    assert v["n_votes"] == 2 and set(v["per_scale"]) == {0, 1}
+    np.testing.assert_array_equal(v["vote"], det.rethreshold(res, 1.0, 2).segment(1.0)[image.value])
     with pytest.raises(ValueError, match="no self-similarity residuals"):
-        widgets.scales_explorer(AnomalyResult(np.zeros((2, 8, 8)), np.zeros(2)))
+        widgets.scales_explorer(det, AnomalyResult(np.zeros((2, 8, 8)), np.zeros(2)))
+    with pytest.raises(ValueError, match="SelfSimilarity"):
+        widgets.scales_explorer(object(), res)
 
 
 def test_n2n_explorer_shows_each_networks_change_of_the_chosen_image(monkeypatch):

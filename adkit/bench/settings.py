@@ -6,7 +6,8 @@ benchmark of :mod:`adkit.bench.tasks` and by the tests that check the lesson's c
 """
 from __future__ import annotations
 
-__all__ = ["NOTEBOOK_SETTINGS", "AESC_CORRUPTIONS", "NORMALIZATION_STUDY", "ARTOLA_STUDY", "ARTOLA_VARIANTS"]
+__all__ = ["NOTEBOOK_SETTINGS", "AESC_CORRUPTIONS", "NORMALIZATION_STUDY", "ARTOLA_STUDY", "ARTOLA_VARIANTS", "FEATURE_STUDY",
+           "BACKGROUND_STUDY", "BACKGROUND_TEST_KNOBS", "BACKGROUND_RANGE"]
 
 #: AESc in notebook 06 (and in its acceptance test and ``python -m adkit bench --task
 #: aesc_notebook``): small enough to train in seconds on a laptop CPU at 64 px, the paper's
@@ -58,3 +59,15 @@ ARTOLA_VARIANTS = {
     "N2N + self-similarity": {"method": "selfsim", "steps": [
         ("n2n", dict(pairing="images", epochs=40, crop=64, seed=0))]},
 }
+
+#: Lesson 04's hard setting for the deep-feature models (:func:`adkit.bench.study.feature_study`
+#: on ``synthetic/pill``): dense speckles and defects at a fifth of their contrast, 128 px,
+#: where neither the Gaussian nor the memory bank saturates
+FEATURE_STUDY = dict(n_train=30, n_test=40, size=128, speckles=2.5, defect_contrast=0.2)
+
+#: Lesson 04's background anomalies (Son et al.): pills trained on clean backgrounds, tested
+#: with twice the default dust (``seed_study(..., test_knobs=BACKGROUND_TEST_KNOBS)``); the
+#: pill's background is dark, so the cleanup's range is (0, 100/255)
+BACKGROUND_STUDY = dict(n_train=30, n_test=40, size=128, dust=False)
+BACKGROUND_TEST_KNOBS = {"dust": 2.0}
+BACKGROUND_RANGE = (0.0, 100 / 255)

@@ -646,6 +646,32 @@ class SelfSimilarity(Detector):
         return rethreshold(result, self.eps if eps is None else eps,
                            self.n_votes if n_votes is None else n_votes, scales)
 
+    def vote_view(self, result: AnomalyResult, index: int, eps: float | None = None,
+                  n_votes: int | None = None, scales=None) -> dict:
+        r"""What the multi-scale decision does on image ``index`` of ``result``, for
+        :func:`adkit.viz.show_scale_votes` and the lesson's widget (no patch search: the
+        stored residuals are re-thresholded).
+
+        Returns a dict: ``"per_scale"`` ``{s: b^s(ε)}`` (bool (H, W), full size),
+        ``"map"`` :math:`r^{MS}`, ``"vote"`` :math:`b^{MS}(ε)` (``segment(ε)`` of the
+        re-thresholded result: at least :math:`N_v` scales agree, judged by the vote's own
+        measured law with ``nfa_model="empirical"``),
+        ``"score"`` :math:`s_{ra}`, ``"image"`` the detector's input (the normalized image
+        behind a Pipeline, else None), ``"eps"`` and ``"n_votes"`` (capped at the number
+        of scales).
+        """
+        eps = self.eps if eps is None else float(eps)
+        scales = _check_result_scales(result, scales)
+        n_votes = min(int(self.n_votes if n_votes is None else n_votes), len(scales))
+        one = result[int(index)]
+        r = rethreshold(one, eps, n_votes, scales)
+        logs = scale_log_nfa(one, scales)
+        shown = one.extras.get("normalized_images")
+        return {"per_scale": {s: logs[s][0] < np.log10(eps) for s in scales},
+                "map": r.maps[0], "vote": r.segment(eps)[0], "score": float(r.scores[0]),
+                "image": None if shown is None else np.asarray(shown[0]),
+                "eps": eps, "n_votes": n_votes}
+
     # -- save / load ----------------------------------------------------------------------
     def _get_state(self):
         out = {"train": self.train_, "h": np.asarray(self.h_, np.float32)}
