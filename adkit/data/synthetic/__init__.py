@@ -114,9 +114,10 @@ import numpy as np
 
 from ...checks import check_batch_memory, check_in_range, check_positive_int
 from ..split import Split
-from .categories import (CATEGORIES, DEFAULTS, DEFECT_SETS, DEFECTS, KNOBS, NOISE_SIGMA, OBJECTS,
-                         SEMANTIC, TEXTURES_SYN, check_category, check_contrast,
-                         check_defect_type, check_defects, check_strength)
+from .categories import (ALL_CATEGORIES, ALL_OBJECTS, BORDER_OBJECTS, CATEGORIES, DEFAULTS,
+                         DEFECT_SETS, DEFECTS, KNOBS, NOISE_SIGMA, OBJECTS, SEMANTIC,
+                         TEXTURES_SYN, check_category, check_contrast, check_defect_type,
+                         check_defects, check_strength)
 from .defects import apply_defect, apply_part_defect
 from .draw import F32, fixed_ingredients
 from .nuisances import add_dust, add_speckles, apply_exposure
@@ -124,8 +125,10 @@ from .objects import render_object
 from .patterns import render_texture
 from .pose import Pose, draw_pose
 from .streams import seed_sequence, substream, substream_rng
+from .transistor import POSE_FACTOR
 
-__all__ = ["CATEGORIES", "OBJECTS", "TEXTURES_SYN", "DEFECTS", "SEMANTIC", "DEFECT_SETS",
+__all__ = ["CATEGORIES", "OBJECTS", "BORDER_OBJECTS", "ALL_OBJECTS", "ALL_CATEGORIES",
+           "TEXTURES_SYN", "DEFECTS", "SEMANTIC", "DEFECT_SETS",
            "DEFAULTS", "Generated", "load", "make", "make_one"]
 
 
@@ -152,7 +155,8 @@ def _render(category, size, ss, kind, strengths, want_clean, contrast=1.0):
     st = strengths
     texture = category in TEXTURES_SYN
     grain, vignette, tables = fixed_ingredients(category, size)
-    pose = draw_pose(substream_rng(ss, 0), st["pose"], texture) if st["pose"] > 0 \
+    strength = st["pose"] * POSE_FACTOR if category == "transistor" else st["pose"]
+    pose = draw_pose(substream_rng(ss, 0), strength, texture) if st["pose"] > 0 \
         else Pose(0.0, 0.0, 0.0, 1.0)
     if texture:
         R = render_texture(category, size, pose, grain, tables)
