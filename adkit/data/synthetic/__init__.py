@@ -24,6 +24,16 @@ slight grain and a soft shadow:
     an amber glass bottle seen from above: concentric rings (body, shoulder, a
     bright lip) around a dark mouth.
 
+An object that reaches the image border (:data:`BORDER_OBJECTS`, loaded by name --
+``load("synthetic/transistor")`` -- but outside :data:`CATEGORIES`, so the tests and
+benchmarks that loop over the categories do not grow; :data:`ALL_CATEGORIES` holds
+all):
+
+``transistor``
+    a dark plastic body printed "T7" with three metal leads that run down out of the
+    frame, on a textured board (a fibre weave), after MVTec AD's transistor; its pose
+    jitter is half the ``pose`` knob's (a part held in a fixture).
+
 Textures (:data:`TEXTURES_SYN`), filling the whole image:
 
 ``fabric``
@@ -84,7 +94,8 @@ Semantic defects (:data:`SEMANTIC`), objects only, not in the default mix
 part of the object is where it should not be, with a normal texture -- the defects a
 detector of local appearance alone finds hardest (MVTec AD's misplaced or missing
 transistor leads). The part is the pill's printed mark, the nut's hole and the
-bottle's lip and mouth:
+bottle's lip and mouth (the transistor: the whole transistor, or one lead bent or cut,
+see :func:`~adkit.data.synthetic.defects.draw_part`):
 
 ``shifted`` the part moved (the mark along or across the capsule, the hole off
 centre, the mouth off the bottle's axis);
