@@ -259,3 +259,56 @@ def test_semantic_defects_need_an_object():
         data.load("synthetic/pill/oops", n_train=1, n_test=2, size=32)
     with pytest.raises(ValueError, match="unknown defect type"):
         S.make("pill", 1, size=32, defective=["twisted"])
+
+
+# -- the transistor: an object whose leads run out of the frame ---------------------------
+def test_transistor_is_loaded_by_name_but_not_iterated():
+    assert "transistor" in S.BORDER_OBJECTS and "transistor" in S.ALL_OBJECTS
+    assert "transistor" not in S.CATEGORIES and "transistor" not in S.OBJECTS
+    for name in ("synthetic/transistor", "synthetic/transistor/semantic"):
+        assert name in data.available()
+
+
+def test_transistor_load_masks_and_determinism():
+    train, test = data.load("synthetic/transistor", n_train=3, n_test=10, size=64, seed=1)
+    assert train.images.shape == (3, 64, 64, 3) and train.images.dtype == np.float32
+    assert train.labels.sum() == 0 and not train.masks.any()
+    assert set(test.defect_types) == {"good", *S.DEFECTS}
+    np.testing.assert_array_equal(test.masks.reshape(10, -1).any(1), test.labels == 1)
+    _, again = S.load("transistor", n_train=3, n_test=10, size=64, seed=1)
+    np.testing.assert_array_equal(test.images, again.images)
+    np.testing.assert_array_equal(test.masks, again.masks)
+    g = S.make("transistor", 5, size=96, seed=3, defective=True, noise=False,
+               return_clean=True)
+    for img, mask, clean, kind in zip(g.images, g.masks, g.clean, g.defect_types):
+        assert 0.001 < mask.mean() < 0.06, (kind, mask.mean())
+        np.testing.assert_array_equal(img[~mask], clean[~mask])
+        assert np.abs(img[mask] - clean[mask]).max(-1).mean() > 0.08, kind
+
+
+@pytest.mark.parametrize("pose", [Pose(0.0, 0.0, 0.0, 1.0), Pose(0.03, -0.03, 0.087, 0.975),
+                                  Pose(-0.03, -0.03, -0.087, 0.975)])
+def test_transistor_leads_cross_the_bottom_border_only(pose):
+    # the extreme poses of the transistor's jitter (half of the pose knob's): 3% shift,
+    # 5 degrees, scale 0.975 -- its three leads always leave the frame at the bottom
+    size = 96
+    cov = render_object("transistor", size, pose, *fixed_ingredients("transistor", size)[:2])["cov"]
+    bottom = cov[-1] > 0.5
+    assert np.count_nonzero(np.diff(bottom.astype(int)) == 1) + bottom[0] == 3
+    assert cov[0].max() == 0 and cov[:, 0].max() == 0 and cov[:, -1].max() == 0
+
+
+@pytest.mark.parametrize("kind", S.SEMANTIC)
+def test_transistor_semantic_defects_reach_the_border(kind):
+    size = 64
+    for seed in range(4):
+        im, mask, clean = S.make_one("transistor", kind, size=size, seed=seed,
+                                     return_clean=True)
+        good, _ = S.make_one("transistor", None, size=size, seed=seed)
+        np.testing.assert_array_equal(im[~mask], clean[~mask])
+        np.testing.assert_array_equal(clean, good)
+        assert mask.sum() >= 0.01 * size * size
+        assert np.abs(im - clean).max(-1)[mask].mean() > 0.05
+        # whole transistor moved, turned or absent, a lead bent or cut: what crosses the
+        # bottom border changes (what a mirror padding of the border reflects)
+        assert mask[-1].any(), (kind, seed)

@@ -32,8 +32,8 @@ __all__ = ["Split", "load", "available"]
 def available() -> list[str]:
     """Names accepted by :func:`load` without a download (MVTec AD needs ``root=``)."""
     from . import synthetic, textures
-    names = [f"synthetic/{c}" for c in synthetic.CATEGORIES]
-    names += [f"synthetic/{c}/semantic" for c in synthetic.OBJECTS]
+    names = [f"synthetic/{c}" for c in synthetic.ALL_CATEGORIES]
+    names += [f"synthetic/{c}/semantic" for c in synthetic.ALL_OBJECTS]
     names += [f"textures/{c}" for c in textures.TEXTURES]
     return names
 

@@ -24,6 +24,16 @@ slight grain and a soft shadow:
     an amber glass bottle seen from above: concentric rings (body, shoulder, a
     bright lip) around a dark mouth.
 
+An object that reaches the image border (:data:`BORDER_OBJECTS`, loaded by name --
+``load("synthetic/transistor")`` -- but outside :data:`CATEGORIES`, so the tests and
+benchmarks that loop over the categories do not grow; :data:`ALL_CATEGORIES` holds
+all):
+
+``transistor``
+    a dark plastic body printed "T7" with three metal leads that run down out of the
+    frame, on a textured board (a fibre weave), after MVTec AD's transistor; its pose
+    jitter is half the ``pose`` knob's (a part held in a fixture).
+
 Textures (:data:`TEXTURES_SYN`), filling the whole image:
 
 ``fabric``
@@ -84,7 +94,8 @@ Semantic defects (:data:`SEMANTIC`), objects only, not in the default mix
 part of the object is where it should not be, with a normal texture -- the defects a
 detector of local appearance alone finds hardest (MVTec AD's misplaced or missing
 transistor leads). The part is the pill's printed mark, the nut's hole and the
-bottle's lip and mouth:
+bottle's lip and mouth (the transistor: the whole transistor, or one lead bent or cut,
+see :func:`~adkit.data.synthetic.defects.draw_part`):
 
 ``shifted`` the part moved (the mark along or across the capsule, the hole off
 centre, the mouth off the bottle's axis);
@@ -114,9 +125,10 @@ import numpy as np
 
 from ...checks import check_batch_memory, check_in_range, check_positive_int
 from ..split import Split
-from .categories import (CATEGORIES, DEFAULTS, DEFECT_SETS, DEFECTS, KNOBS, NOISE_SIGMA, OBJECTS,
-                         SEMANTIC, TEXTURES_SYN, check_category, check_contrast,
-                         check_defect_type, check_defects, check_strength)
+from .categories import (ALL_CATEGORIES, ALL_OBJECTS, BORDER_OBJECTS, CATEGORIES, DEFAULTS,
+                         DEFECT_SETS, DEFECTS, KNOBS, NOISE_SIGMA, OBJECTS, SEMANTIC,
+                         TEXTURES_SYN, check_category, check_contrast, check_defect_type,
+                         check_defects, check_strength)
 from .defects import apply_defect, apply_part_defect
 from .draw import F32, fixed_ingredients
 from .nuisances import add_dust, add_speckles, apply_exposure
@@ -124,8 +136,10 @@ from .objects import render_object
 from .patterns import render_texture
 from .pose import Pose, draw_pose
 from .streams import seed_sequence, substream, substream_rng
+from .transistor import POSE_FACTOR
 
-__all__ = ["CATEGORIES", "OBJECTS", "TEXTURES_SYN", "DEFECTS", "SEMANTIC", "DEFECT_SETS",
+__all__ = ["CATEGORIES", "OBJECTS", "BORDER_OBJECTS", "ALL_OBJECTS", "ALL_CATEGORIES",
+           "TEXTURES_SYN", "DEFECTS", "SEMANTIC", "DEFECT_SETS",
            "DEFAULTS", "Generated", "load", "make", "make_one"]
 
 
@@ -152,7 +166,8 @@ def _render(category, size, ss, kind, strengths, want_clean, contrast=1.0):
     st = strengths
     texture = category in TEXTURES_SYN
     grain, vignette, tables = fixed_ingredients(category, size)
-    pose = draw_pose(substream_rng(ss, 0), st["pose"], texture) if st["pose"] > 0 \
+    strength = st["pose"] * POSE_FACTOR if category == "transistor" else st["pose"]
+    pose = draw_pose(substream_rng(ss, 0), strength, texture) if st["pose"] > 0 \
         else Pose(0.0, 0.0, 0.0, 1.0)
     if texture:
         R = render_texture(category, size, pose, grain, tables)

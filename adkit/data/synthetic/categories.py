@@ -7,7 +7,8 @@ import numpy as np
 
 from ...checks import check_in_range
 
-__all__ = ["OBJECTS", "TEXTURES_SYN", "CATEGORIES", "DEFECTS", "SEMANTIC", "DEFECT_SETS",
+__all__ = ["OBJECTS", "BORDER_OBJECTS", "ALL_OBJECTS", "TEXTURES_SYN", "CATEGORIES",
+           "ALL_CATEGORIES", "DEFECTS", "SEMANTIC", "DEFECT_SETS",
            "DEFAULTS", "KNOBS",
            "NOISE_SIGMA", "check_category", "check_strength", "check_defects", "check_defect_type",
            "check_contrast"]
@@ -17,8 +18,15 @@ __all__ = ["OBJECTS", "TEXTURES_SYN", "CATEGORIES", "DEFECTS", "SEMANTIC", "DEFE
 OBJECTS = ("pill", "nut", "bottle")
 #: textures filling the image
 TEXTURES_SYN = ("fabric", "tile")
-#: every category of the synthetic dataset
+#: the categories that the tests and benchmarks iterate over (``CATEGORIES``)
 CATEGORIES = OBJECTS + TEXTURES_SYN
+#: objects that reach the image border (a transistor whose leads run out of the frame),
+#: loaded by name but outside :data:`CATEGORIES`, so loops over it do not grow
+BORDER_OBJECTS = ("transistor",)
+#: every object (semantic defects apply to each)
+ALL_OBJECTS = OBJECTS + BORDER_OBJECTS
+#: every category :func:`check_category` accepts
+ALL_CATEGORIES = CATEGORIES + BORDER_OBJECTS
 #: defect types, in the order used to cycle through them
 DEFECTS = ("crack", "scratch", "contamination", "missing", "stain")
 #: semantic defects of the objects (a part shifted, turned or absent), not in the
@@ -39,11 +47,11 @@ NOISE_SIGMA = 0.015
 
 
 def check_category(category) -> str:
-    """One of :data:`CATEGORIES`, or a ValueError listing them."""
-    if not isinstance(category, str) or category not in CATEGORIES:
+    """One of :data:`ALL_CATEGORIES`, or a ValueError listing them."""
+    if not isinstance(category, str) or category not in ALL_CATEGORIES:
         raise ValueError(
-            f"unknown synthetic category {category!r}: choose one of {list(CATEGORIES)} "
-            f"(objects {list(OBJECTS)}, textures {list(TEXTURES_SYN)}), e.g. "
+            f"unknown synthetic category {category!r}: choose one of {list(ALL_CATEGORIES)} "
+            f"(objects {list(ALL_OBJECTS)}, textures {list(TEXTURES_SYN)}), e.g. "
             "adkit.data.load('synthetic/pill')."
         )
     return category
@@ -62,7 +70,7 @@ def check_strength(value, name: str) -> float:
 def check_defects(defects, category=None) -> tuple:
     """Defect types to cycle through: None → all of :data:`DEFECTS`; one name, a set
     name of :data:`DEFECT_SETS` (``"semantic"``) or a sequence. The :data:`SEMANTIC`
-    types need an object (``category`` in :data:`OBJECTS`, or None to skip that check)."""
+    types need an object (``category`` in :data:`ALL_OBJECTS`, or None to skip that check)."""
     if defects is None:
         return DEFECTS
     if isinstance(defects, str):
@@ -81,10 +89,10 @@ def check_defect_type(kind, category=None) -> None:
         raise ValueError(
             f"unknown defect type {kind!r}: choose among {list(DEFECTS)} or the semantic "
             f"defects of the objects {list(SEMANTIC)} (defects='semantic').")
-    if kind in SEMANTIC and category is not None and category not in OBJECTS:
+    if kind in SEMANTIC and category is not None and category not in ALL_OBJECTS:
         raise ValueError(
             f"the semantic defect {kind!r} moves a part of an object; {category!r} is a "
-            f"texture: use it with one of {list(OBJECTS)}, or a defect of {list(DEFECTS)}.")
+            f"texture: use it with one of {list(ALL_OBJECTS)}, or a defect of {list(DEFECTS)}.")
 
 
 def check_contrast(value) -> float:

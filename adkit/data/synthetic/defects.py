@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .categories import OBJECTS, TEXTURES_SYN
+from .categories import ALL_OBJECTS, TEXTURES_SYN
 from .draw import F32, pixel_grid, segment_distance, square_window
 from .objects import Part, render_object
 
 __all__ = ["blob_alpha", "polyline_alpha", "pick_center", "luma", "local_mean",
-           "pick_color", "apply_defect", "draw_part", "apply_part_defect", "PART_THRESHOLD"]
+           "pick_color", "apply_defect", "draw_part", "draw_transistor_part",
+           "apply_part_defect", "PART_THRESHOLD"]
 
 #: a pixel belongs to a semantic defect's mask where the defective rendering differs from
 #: the normal one by more than this (max over the channels, on the [0, 1] scale)
@@ -188,7 +189,7 @@ def apply_defect(kind, R, category, size, rng, contrast=1.0):
         target = scene * F32(0.3) + col * F32(0.7)
         a = a * F32(0.9)
     elif kind == "missing":
-        if category in OBJECTS:
+        if category in ALL_OBJECTS:
             c = pick_center(R, category, size, rng, where="edge")
             a = blob_alpha(size, c[0], c[1], rng.uniform(0.06, 0.085) * size,
                             1.0, rng) * cov
@@ -222,7 +223,17 @@ def draw_part(kind, category, rng):
     degrees, the nut's hexagon by 30 ± 8 degrees about its hole (corners where flats
     should be), the bottle mouth tilted into an ellipse of axes 1 and 0.55-0.7;
     ``"absent"``: no mark, no hole, a closed mouth.
+
+    The transistor (half of the ``"turned"`` and ``"absent"`` defects move the whole
+    transistor, half one lead, as MVTec AD's misplaced, bent and cut leads):
+    ``"shifted"``: the whole transistor moved by 0.05-0.09 sideways and up to 0.04 up
+    or 0.02 down; ``"turned"``: turned by 12-30 degrees about its body's centre, or one
+    lead bent by 20-40 degrees at v = 0.10-0.25 (object units, ``dv`` of
+    :class:`Part`; the body ends at v = 0.01); ``"absent"``: no transistor at all, or one
+    lead cut at 0.08-0.25.
     """
+    if category == "transistor":
+        return draw_transistor_part(kind, rng)
     if kind == "absent":
         return Part(present=False)
     sign = rng.choice([-1.0, 1.0])
@@ -239,6 +250,24 @@ def draw_part(kind, category, rng):
     lo, hi = (0.035, 0.055) if category == "nut" else (0.05, 0.08)
     a, d = rng.uniform(0, 2 * np.pi), rng.uniform(lo, hi)
     return Part(du=float(d * np.cos(a)), dv=float(d * np.sin(a)))
+
+
+def draw_transistor_part(kind, rng):
+    """The :class:`~adkit.data.synthetic.objects.Part` of a semantic defect of the
+    transistor (see :func:`draw_part`)."""
+    sign = float(rng.choice([-1.0, 1.0]))
+    if kind == "shifted":
+        return Part(du=sign * float(rng.uniform(0.05, 0.09)), dv=float(rng.uniform(-0.04, 0.02)))
+    whole = rng.uniform() < 0.5
+    lead = int(rng.integers(0, 3))
+    if kind == "turned":
+        if whole:
+            return Part(turn=sign * float(np.deg2rad(rng.uniform(12, 30))))
+        return Part(lead=lead, dv=float(rng.uniform(0.10, 0.25)),
+                    turn=sign * float(np.deg2rad(rng.uniform(20, 40))))
+    if whole:
+        return Part(present=False)
+    return Part(lead=lead, dv=float(rng.uniform(0.08, 0.25)), present=False)
 
 
 def apply_part_defect(kind, R, category, size, pose, grain, vignette, rng, contrast=1.0):

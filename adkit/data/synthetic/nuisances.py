@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .categories import OBJECTS
+from .categories import ALL_OBJECTS
 from .draw import F32, draw_dots, paint_dots
 from .objects import PILL_A, PILL_R, pill_sdf
 from .pose import to_image
@@ -30,7 +30,7 @@ def add_speckles(category, R, size, pose, rng, strength):
         colors = palette[rng.integers(0, 3, len(pts))]
     else:
         n = int(round(rng.integers(4, 16) * min(strength, 3.0)))
-        if category in OBJECTS:
+        if category in ALL_OBJECTS:
             region = np.flatnonzero(R["sdf_px"].ravel() < -0.02 * size)
         else:
             region = np.arange(size * size)
@@ -47,7 +47,7 @@ def add_speckles(category, R, size, pose, rng, strength):
             colors = np.minimum(local * 1.5 + 0.1, 1)  # dust specks, lint: lighter
     alpha, index = draw_dots(scene.shape[:2], np.asarray(cx, float), np.asarray(cy, float),
                          np.asarray(radius, float), np.asarray(opac, float))
-    if category in OBJECTS:
+    if category in ALL_OBJECTS:
         alpha *= R["cov"]
     paint_dots(scene, alpha, index, colors)
 

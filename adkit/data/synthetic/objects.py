@@ -1,5 +1,5 @@
-"""The three rigid objects (pill, nut, bottle): signed distances and their rendering on a
-background with a soft shadow.
+"""The rigid objects (pill, nut, bottle; the transistor of :mod:`.transistor`): signed
+distances and their rendering on a background with a soft shadow.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 
 from .draw import F32, lambert, segment_distance, smoothstep, square_window
 from .pose import light_in_object, object_frame, to_image
+from .transistor import board_pattern, transistor_colour, transistor_sdf
 
 __all__ = ["PILL_A", "PILL_R", "PILL_MARK", "NUT_R", "NUT_CORNER", "NUT_HOLE", "BOTTLE_R",
            "BOTTLE_MOUTH", "Part", "pill_sdf", "hex_sdf", "object_sdf", "render_object"]
@@ -22,13 +23,17 @@ class Part(NamedTuple):
     units; ``turn``: rotation of the part (radians) about its own centre; ``present``:
     False leaves it out; ``squash``: the bottle's mouth seen as an ellipse of axes 1 and
     ``squash`` (a tilted neck). ``Part()`` is the normal object.
+
+    The transistor's part is the whole transistor (``lead=-1``: shifted by ``du, dv``,
+    turned about its body's centre, or absent) or its lead number ``lead`` (0-2, left
+    to right), bent by ``turn`` or cut (``present=False``) at ``v = dv``.
     """
     du: float = 0.0
     dv: float = 0.0
     turn: float = 0.0
     present: bool = True
     squash: float = 1.0
-
+    lead: int = -1
 
 
 PILL_A, PILL_R = 0.21, 0.145
@@ -95,6 +100,8 @@ def object_sdf(category, u, v, part=None):
         hexd, rh, _, _ = nut_terms(u, v, r, part)
         outer = np.maximum(hexd, r - F32(NUT_CORNER))
         return np.maximum(outer, F32(NUT_HOLE) - rh) if part.present else outer
+    if category == "transistor":
+        return transistor_sdf(u, v, part)
     return r - F32(BOTTLE_R)
 
 
@@ -162,6 +169,9 @@ def render_object(category, size, pose, grain, vignette, part=None):
         val = val * (1 - 0.25 * np.exp(-((hexd + 0.004) / 0.004) ** 2))
         col = np.array([0.93, 0.95, 1.0], F32) * val[..., None]
         bg_col = np.array([0.20, 0.20, 0.22], F32)
+    elif category == "transistor":
+        col, sdf = transistor_colour(u, v, px, lx, ly, part)
+        bg_col = np.array([0.50, 0.51, 0.45], F32) * board_pattern(size)[..., None]
     else:  # bottle
         sdf = r - F32(BOTTLE_R)
         inv_r = 1 / np.maximum(r, F32(1e-6))
