@@ -668,14 +668,16 @@ def show_change(image: np.ndarray, output: np.ndarray, title: str | None = None,
 
 
 def show_rows(rows: dict, titles: Sequence[str] | None = None, gt: np.ndarray | None = None,
-              size: float = 1.7, vmax: float | None = None, map_label: str = "anomaly score"):
+              size: float = 1.7, vmax: float | None = None, map_label: str = "anomaly score",
+              share_scale: bool = True):
     """Several versions of the same images, one row each: ``rows`` is ``{label: array}``
     with images (N, H, W, 3) or maps (N, H, W).
 
-    Every map row shares one colour scale (``vmax`` defaults to the 99.5th percentile of
-    all maps shown), so rows compare by brightness (e.g. a detector with and without a
-    normalization, or two scores of one bank), with one colorbar at the end of each map
-    row. ``gt`` outlines the ground truth in green on the first row. Returns the figure.
+    With ``share_scale`` every map row shares one colour scale (``vmax`` defaults to the
+    99.5th percentile of all maps shown), so rows compare by brightness (e.g. a detector
+    with and without a normalization); without it each map row has its own [min,
+    99.5th percentile] (two scores with different offsets compare by their shapes). One
+    colorbar at the end of each map row. ``gt`` outlines the ground truth in green on the first row. Returns the figure.
     """
     plt = _plt()
     if not rows:
@@ -695,6 +697,9 @@ def show_rows(rows: dict, titles: Sequence[str] | None = None, gt: np.ndarray | 
                              squeeze=False, layout="constrained")
     for r, (label, a) in enumerate(arrays.items()):
         shown = None
+        lo, hi = vmin, vmax
+        if a.ndim == 3 and not share_scale:
+            lo, hi = float(a.min()), float(np.percentile(a, 99.5))
         for i in range(n):
             ax = axes[r, i]
             ax.set_xticks([])
@@ -703,7 +708,7 @@ def show_rows(rows: dict, titles: Sequence[str] | None = None, gt: np.ndarray | 
                 img = np.clip(a[i], 0, 1)
                 ax.imshow(outline(img, gt[i], TRUTH_COLOR) if (r == 0 and gt is not None) else img)
             else:
-                shown = ax.imshow(a[i], cmap=MAP_CMAP, vmin=vmin, vmax=vmax)
+                shown = ax.imshow(a[i], cmap=MAP_CMAP, vmin=lo, vmax=hi)
             if r == 0 and titles is not None:
                 ax.set_title(str(titles[i]), fontsize=8)
             if i == 0:

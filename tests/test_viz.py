@@ -240,5 +240,9 @@ def test_show_rows_shares_one_scale_between_map_rows():
     assert len(ims) == 9
     assert ims[3].get_clim() == ims[8].get_clim()          # one scale for both map rows
     assert ims[3].get_clim()[1] == pytest.approx(np.percentile(np.r_[a.ravel(), b.ravel()], 99.5))
+    own = viz.show_rows({"A": a, "B": b}, share_scale=False)
+    ims = [ax.images[0] for ax in own.axes if ax.images]
+    assert ims[0].get_clim()[1] == pytest.approx(np.percentile(a, 99.5))
+    assert ims[3].get_clim()[1] == pytest.approx(np.percentile(b, 99.5))
     with pytest.raises(ValueError, match="same number"):
         viz.show_rows({"input": images, "A": a[:2]})
