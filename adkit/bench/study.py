@@ -33,6 +33,15 @@ def _steps(spec, variant: str, progress: bool = True):
     return out
 
 
+def _check_seeds(seeds) -> list[int]:
+    """The seeds of a study as ints: at least 2, distinct."""
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds}: give at least 2 distinct seeds, so that a spread "
+                         "between draws can be measured.")
+    return seeds
+
+
 def _variant(spec, name: str, method: str, params):
     """(method, params, steps) of one variant of :func:`seed_study`."""
     if isinstance(spec, dict):
@@ -108,10 +117,7 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
     if not isinstance(variants, dict) or not variants:
         raise ValueError("variants must be a non-empty dict {name: [step, ...]}, e.g. "
                          "{'none': [], 'midway + align': ['midway', 'align']}.")
-    seeds = [int(s) for s in seeds]
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds={seeds}: give at least 2 distinct seeds, so that a spread "
-                         "between draws can be measured.")
+    seeds = _check_seeds(seeds)
     specs = {name: _variant(spec, name, method, params) for name, spec in variants.items()}
     for name, (_, _, steps) in specs.items():    # check every variant before the long work
         _steps(steps, name)
@@ -182,10 +188,7 @@ def feature_study(variants: dict, *, method: str = "gaussian", data: str = "synt
     if not isinstance(variants, dict) or not variants:
         raise ValueError("variants must be a non-empty dict {name: {keyword: value}}, e.g. "
                          "{'OPCA': {}, 'plain PCA': {'pca': 'plain'}}.")
-    seeds = [int(s) for s in seeds]
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds={seeds}: give at least 2 distinct seeds, so that a spread "
-                         "between draws can be measured.")
+    seeds = _check_seeds(seeds)
     builds = {}
     for name, kw in variants.items():      # every variant is checked before the long work
         det = make_detector(method, {**(params or {}), **dict(kw or {})}, progress=False)
