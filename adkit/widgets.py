@@ -530,8 +530,7 @@ def scales_explorer(detector, result, test=None, index: int | None = None,
     if not hasattr(detector, "vote_view"):
         raise ValueError("detector must be the fitted SelfSimilarity that made the result "
                          "(pipeline.detector behind a normalization).")
-    scales = tuple(int(k[len("residual_s"):]) for k in result.extras
-                   if k.startswith("residual_s"))
+    scales = tuple(result.extras.get("scales", ()))     # stored by SelfSimilarity.predict
     if not scales:
         raise ValueError("this result has no self-similarity residuals (extras "
                          "'residual_s0'...): give what SelfSimilarity.predict returned.")
