@@ -228,6 +228,32 @@ class FeatureDetector(Detector):
     ``predict_features_(feats, image_size) -> AnomalyResult``.
     """
 
+    def feature_strides(self) -> tuple:
+        """The backbone stages :meth:`features` returns by default: those this
+        detector's ``fit_features`` / ``predict_features`` read."""
+        raise NotImplementedError  # pragma: no cover
+
+    def features(self, images, strides=None) -> dict:
+        """Backbone feature maps {stride: (N, C, h, w) float32 tensor} of ``images``
+        (numpy (N, H, W, 3)), after the mirror padding ``pad`` where the detector has
+        one; :meth:`fit_features` / :meth:`predict_features` take them, so a notebook
+        can extract once and try several settings (same ``backbone`` and ``pad``).
+
+        ``strides`` (default :meth:`feature_strides`) may name more stages: a dict
+        holding a superset of a detector's stages serves it too, so one extraction at
+        ``(4, 8, 16, 32)`` serves every choice of stages among them.
+        """
+        from ..backbone import check_pad, check_strides, get_extractor, run_extractor
+        images = check_images(images)
+        strides = self.feature_strides() if strides is None else \
+            tuple(sorted(check_strides(strides, backbone=self.backbone)))
+        pad = int(getattr(self, "pad", 0))
+        check_pad(pad, strides)
+        extractor = get_extractor(self.backbone, strides, self.device)
+        feats = run_extractor(extractor, images, batch_size=self.batch_size, pad=pad,
+                              progress=self.progress, desc=f"{type(self).__name__}: features")
+        return dict(zip(strides, feats))
+
     def fit_features(self, feats: dict, image_size) -> "FeatureDetector":
         """Fit on feature maps from :meth:`features` of training images of size
         ``image_size`` (H, W); returns self."""

@@ -80,7 +80,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backbone import BACKBONE, MAX_SIGMA, Strides, blur_maps, get_extractor, run_extractor
+from ..backbone import BACKBONE, MAX_SIGMA, Strides, blur_maps
 from ..params import Boolean, Device, Integral, Interval, Options, Real
 from .base import AnomalyResult, FeatureDetector
 
@@ -353,19 +353,9 @@ class Gaussian(FeatureDetector):
         self._set_params(locals())
 
     # -- features -----------------------------------------------------------------
-    def _all_strides(self):
+    def feature_strides(self) -> tuple:
+        """The stages :meth:`features` extracts: ``strides`` and ``map_strides``."""
         return tuple(sorted(set(self.strides) | set(self.map_strides)))
-
-    def features(self, images) -> dict:
-        """Backbone feature maps {stride: (N, C, h, w) float32 tensor} of ``images``
-        (numpy (N, H, W, 3)); :meth:`fit_features` / :meth:`predict_features` take them,
-        so a notebook can extract once and try several settings."""
-        from ..checks import check_images
-        images = check_images(images)
-        extractor = get_extractor(self.backbone, self._all_strides(), self.device)
-        feats = run_extractor(extractor, images, batch_size=self.batch_size,
-                              progress=self.progress, desc="Gaussian: features")
-        return dict(zip(self._all_strides(), feats))
 
     # -- fit ----------------------------------------------------------------------
     def _fit(self, images):

@@ -88,8 +88,7 @@ import time
 
 import numpy as np
 
-from ..backbone import (BACKBONE, MAX_SIGMA, Strides, blur_maps, check_pad, get_extractor,
-                        run_extractor)
+from ..backbone import BACKBONE, MAX_SIGMA, Strides, blur_maps, check_pad
 from ..params import (Boolean, Device, Integral, Interval, Options, ParameterValueError, Real,
                       Seed)
 from ..coreset import greedy_coreset, projection_matrix
@@ -234,23 +233,13 @@ class KNN(FeatureDetector):
         check_pad(p["pad"], p["strides"])
 
     # -- features -----------------------------------------------------------------
-    def _extract_strides(self):
+    def feature_strides(self) -> tuple:
+        """The stages :meth:`features` extracts: ``strides``, and 32 for the image-level
+        kNN of ``mode="spade"``."""
         s = set(self.strides)
         if self.mode == "spade":
             s.add(32)
         return tuple(sorted(s))
-
-    def features(self, images) -> dict:
-        """Backbone feature maps {stride: (N, C, h, w) float32 tensor} of ``images``
-        (numpy (N, H, W, 3)), after the mirror padding; :meth:`fit_features` /
-        :meth:`predict_features` take them, so a notebook can extract once and try
-        several settings (same ``strides``, ``pad``, ``backbone`` and ``mode``)."""
-        from ..checks import check_images
-        images = check_images(images)
-        extractor = get_extractor(self.backbone, self._extract_strides(), self.device)
-        feats = run_extractor(extractor, images, batch_size=self.batch_size, pad=self.pad,
-                              progress=self.progress, desc="KNN: features")
-        return dict(zip(self._extract_strides(), feats))
 
     def patch_features(self, feats: dict):
         """Locally aware patch features (N, h, w, D) (torch, float32) from the stage
