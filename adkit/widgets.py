@@ -1,7 +1,8 @@
 """Interactive explorers (ipywidgets) and the comparison dashboard (panel) over results.
 
 Widgets never compute a method: they re-threshold or re-draw what a detector
-already returned (``AnomalyResult.segment`` is cheap), or regenerate embedded data.
+already returned (``AnomalyResult.segment`` is cheap), regenerate embedded data, or
+call a function the notebook hands them (:func:`settings_explorer`).
 Each function returns the widget, and each also has a ``render_*`` function that
 draws one state as a static matplotlib figure, so a notebook run headless (CI,
 nbconvert, a PDF export) still shows a picture.
@@ -25,7 +26,8 @@ from . import viz
 
 __all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard",
            "opening", "render_normalization", "normalization_explorer", "eps_origin",
-           "scales_explorer", "render_n2n", "n2n_explorer", "LOG_EPS"]
+           "scales_explorer", "render_n2n", "n2n_explorer", "settings_explorer",
+           "render_settings", "LOG_EPS"]
 
 #: The ε slider of every viewer, in log10 ε: range and step.
 LOG_EPS = {"start": -6.0, "end": 2.0, "step": 0.25}
@@ -606,3 +608,65 @@ def n2n_explorer(steps: dict, test, index: int = 0, vmax: float = 0.15):
         w.observe(draw, "value")
     draw()
     return W.VBox([W.HBox([pairing, image]), out])
+
+
+#: how :func:`render_settings` names the numbers it prints
+_SCORE_LABELS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO",
+                 "bank_size": "bank", "fit_s": "fit", "predict_s": "predict"}
+
+
+def _value_text(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.3g}"
+    return str(tuple(v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+def render_settings(run, values: dict, fixed: dict | None = None) -> str:
+    """One line: the settings ``values`` and what ``run(**fixed, **values)`` returns.
+
+    ``run`` returns a dict of numbers, e.g. :meth:`adkit.bench.study.FeatureRuns.scores`:
+    AUROCs print with three decimals, seconds (keys ending in ``_s``) as seconds. A
+    ``ValueError`` of ``run`` (the library's own check of a bad setting) is returned as
+    its message, so a student who picks an impossible setting reads why.
+    """
+    settings = ", ".join(f"{k}={_value_text(v)}" for k, v in values.items())
+    try:
+        out = run(**dict(fixed or {}), **values)
+    except ValueError as e:
+        return f"{settings} → not possible: {e}"
+    parts = []
+    for k, v in out.items():
+        label = _SCORE_LABELS.get(k, k)
+        if k.endswith("_s"):
+            parts.append(f"{label} {float(v):.2f} s")
+        elif isinstance(v, (int, np.integer)):
+            parts.append(f"{label} {int(v)}")
+        else:
+            parts.append(f"{label} {float(v):.3f}")
+    return f"{settings} → " + ", ".join(parts)
+
+
+def settings_explorer(run, controls: dict, fixed: dict | None = None):
+    """A control per keyword of ``run``; every change prints :func:`render_settings`.
+
+    ``controls`` is ``{keyword: ipywidgets control}`` (a dropdown of datasets, a
+    slider of a parameter...), ``fixed`` the keywords that do not move (the method,
+    the settings held constant). ``run`` does the work, e.g.
+    ``adkit.bench.study.FeatureRuns.scores``, which fits a detector on features
+    extracted once, in well under a second at the lessons' sizes.
+    """
+    import ipywidgets as W
+    if not isinstance(controls, dict) or not controls:
+        raise ValueError("controls must be a non-empty dict {keyword: ipywidgets control}.")
+    out = W.Output()
+
+    def update(*_):
+        text = render_settings(run, {k: w.value for k, w in controls.items()}, fixed)
+        out.clear_output(wait=True)
+        with out:
+            print(text)
+
+    for w in controls.values():
+        w.observe(update, "value")
+    update()
+    return W.VBox([W.HBox(list(controls.values())), out])

@@ -197,7 +197,8 @@ def test_feature_study_shares_features_and_matches_seed_study(monkeypatch):
     kw = dict(n_train=6, n_test=6, size=32, seeds=(0, 1), progress=False)
     variants = {"patchcore": {}, "knn_mean": {"score": "knn_mean"}, "no pad": {"pad": 0}}
     calls, features = [], KNN.features
-    monkeypatch.setattr(KNN, "features", lambda self, x: calls.append(self.pad) or features(self, x))
+    monkeypatch.setattr(KNN, "features", lambda self, x, strides=None: calls.append(self.pad)
+                        or features(self, x, strides))
     rows = feature_study(variants, method="knn", **kw)
     assert calls == [32, 32, 0, 0] * 2           # train + test, once per padding, per draw
     full = seed_study({k: {"method": "knn", "params": v} for k, v in variants.items()},
@@ -206,3 +207,69 @@ def test_feature_study_shares_features_and_matches_seed_study(monkeypatch):
                                full[["image_auroc", "pixel_auroc"]].to_numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="deep-feature"):
         feature_study({"a": {}}, method="reference", **kw)
+
+
+def test_feature_runs_extract_once_and_give_what_a_full_fit_gives(monkeypatch):
+    """One backbone pass per dataset and input (a stage not extracted yet triggers one
+    pass with all the stages asked so far); each run equals fit + predict on images."""
+    import adkit
+    from adkit.bench.study import FeatureRuns
+    from adkit.models import KNN, Gaussian
+    from adkit.metrics import image_auroc
+    data = {c: adkit.data.load(f"synthetic/{c}", n_train=6, n_test=6, size=32, seed=0)
+            for c in ("pill", "tile")}
+    runs = FeatureRuns(data)
+    calls, features = [], Gaussian.features
+    monkeypatch.setattr(Gaussian, "features", lambda self, x, strides=None:
+                        calls.append(tuple(strides or ())) or features(self, x, strides))
+    a = runs.run("pill", "gaussian", strides=(16,), map_strides=(8,))
+    runs.run("pill", "gaussian", strides=(16,), map_strides=(8,), pca="plain")
+    assert calls == [(8, 16)] * 2                       # train + test, once
+    b = runs.run("pill", "gaussian", strides=(32,), map_strides=(8,))
+    runs.run("pill", "gaussian", strides=(8,), map_strides=())
+    assert calls == [(8, 16)] * 2 + [(8, 16, 32)] * 2   # one more pass, the union of stages
+    train, test = data["pill"]
+    for r, kw in ((a, {"strides": (16,)}), (b, {"strides": (32,)})):
+        full = Gaussian(progress=False, map_strides=(8,), **kw).fit(train).predict(test)
+        np.testing.assert_allclose(r["result"].scores, full.scores, rtol=1e-5)
+        np.testing.assert_allclose(r["result"].maps, full.maps, rtol=1e-4, atol=1e-5)
+        assert r["image_auroc"] == image_auroc(test.labels, full.scores)
+        assert set(r) == {"detector", "result", "image_auroc", "pixel_auroc", "fit_s", "predict_s"}
+    k = runs.scores("tile", "knn", coreset=0.5, metrics=("image_auroc", "aupro"))
+    assert set(k) == {"image_auroc", "aupro", "bank_size", "fit_s", "predict_s"}
+    assert k["bank_size"] == int(0.5 * 6 * 4 * 4)       # half of 6 images x 4 x 4 cells
+    table = runs.table("knn", {"b=3": {"b": 3}, "b=9": {"b": 9}}, metrics=("image_auroc", "pixel_auroc"))
+    assert list(table.columns) == ["pill", "tile", "mean"] and len(table) == 4
+    np.testing.assert_allclose(table["mean"], table[["pill", "tile"]].mean(axis=1))
+    one = runs.table("knn", {"b=3": {"b": 3}}, datasets=["tile"])
+    assert list(one.index) == ["b=3"] and one.loc["b=3", "tile"] == table.loc[("b=3", "image_auroc"), "tile"]
+    with pytest.raises(ValueError, match="unknown dataset 'nut'"):
+        runs.run("nut", "gaussian")
+    with pytest.raises(ValueError, match="not a deep-feature detector"):
+        runs.run("pill", "reference")
+    with pytest.raises(ValueError, match="unknown metric"):
+        runs.run("pill", "knn", metrics=("f1",))
+    with pytest.raises(ValueError, match="pair of splits"):
+        FeatureRuns({"pill": data["pill"][0]})
+
+
+def test_compare_study_runs_compare_on_each_draw_and_reuses_given_rows():
+    from adkit import data as D
+    from adkit.bench import compare
+    from adkit.bench.study import compare_study, summarize_study
+    kw = dict(n_train=8, n_test=8, size=32, speckles=2.5)
+    train, test = D.load("synthetic/pill", seed=0, **kw)
+    _, rows0 = compare(["reference"], train, test, steps=["midway"], progress=False)
+    rows = compare_study(["reference"], seeds=(0, 1), steps=["midway"], reuse={0: rows0},
+                         progress=False, **kw)
+    assert list(rows["variant"]) == ["reference", "reference + midway"] * 2
+    assert list(rows["seed"]) == [0, 0, 1, 1]
+    assert rows.loc[0, "image_auroc"] == rows0[0]["image_auroc"]
+    _, rows1 = compare(["reference"], *D.load("synthetic/pill", seed=1, **kw), steps=["midway"],
+                       progress=False)
+    assert rows.loc[3, "pixel_auroc"] == pytest.approx(rows1[1]["pixel_auroc"])
+    table = summarize_study(rows)          # every numeric column, the method's names dropped
+    assert list(table.index) == ["reference", "reference + midway"]
+    assert ("pixel_auroc", "std") in table.columns and ("method", "mean") not in table.columns
+    with pytest.raises(ValueError, match="not in seeds"):
+        compare_study(["reference"], seeds=(0, 1), reuse={2: rows0}, **kw)

@@ -282,3 +282,27 @@ def test_n2n_explorer_shows_each_networks_change_of_the_chosen_image(monkeypatch
         widgets.n2n_explorer({}, test)
     with pytest.raises(ValueError, match="one RGB image"):
         widgets.render_n2n(steps["images"], test.images)
+
+
+def test_settings_explorer_prints_what_the_run_returns_and_the_reason_of_a_bad_setting():
+    import ipywidgets as W
+    calls = []
+
+    def run(method, dataset, b):
+        calls.append((method, dataset, b))
+        if b < 2:
+            raise ValueError("b must be >= 2")
+        return {"image_auroc": 0.91234, "bank_size": np.int64(512), "fit_s": 0.0123}
+
+    text = widgets.render_settings(run, {"dataset": "nut", "b": 9}, fixed={"method": "knn"})
+    assert text == "dataset=nut, b=9 → image AUROC 0.912, bank 512, fit 0.01 s"
+    assert widgets.render_settings(run, {"dataset": "nut", "b": 1}, {"method": "knn"}) == \
+        "dataset=nut, b=1 → not possible: b must be >= 2"
+    slider = W.IntSlider(value=3, min=1, max=9)
+    w = widgets.settings_explorer(run, {"dataset": W.Dropdown(options=["nut", "tile"]), "b": slider},
+                                  fixed={"method": "knn"})
+    slider.value = 5
+    assert calls[-2:] == [("knn", "nut", 3), ("knn", "nut", 5)]
+    assert isinstance(w.children[1], W.Output)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        widgets.settings_explorer(run, {})

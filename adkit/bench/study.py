@@ -8,7 +8,8 @@ of each lesson.
 """
 from __future__ import annotations
 
-__all__ = ["seed_study", "feature_study", "summarize_study", "auroc_against_eps"]
+__all__ = ["seed_study", "feature_study", "FeatureRuns", "compare_study", "summarize_study",
+           "auroc_against_eps"]
 
 #: the metrics a study reports by default (all from :func:`adkit.metrics.evaluate`)
 METRICS = ("image_auroc", "pixel_auroc", "aupro", "false_alarms_per_good_image")
@@ -158,9 +159,144 @@ def seed_study(variants: dict, *, method: str = "reference", data: str = "synthe
     return (table, results) if keep_results else table
 
 
-#: the parameters of a :class:`~adkit.models.base.FeatureDetector` that its ``features``
-#: depend on: variants of :func:`feature_study` that agree on them share one extraction
-FEATURE_PARAMS = ("backbone", "strides", "map_strides", "mode", "pad", "device")
+#: the metrics :class:`FeatureRuns` computes, each from the result and the test split
+RUN_METRICS = ("image_auroc", "pixel_auroc", "aupro")
+
+
+class FeatureRuns:
+    """Deep-feature detectors (``"gaussian"``, ``"knn"``) fitted on backbone features
+    extracted once per dataset, for many settings.
+
+    Comparing ten covariance, stage or score settings of one detector on five datasets
+    should cost five backbone passes, not fifty. ``FeatureRuns`` keeps, per dataset and
+    per (backbone, padding, device), the feature maps of its training and test images;
+    a detector that needs a stage not extracted yet triggers one new extraction of all
+    the stages asked so far (a superset serves every detector, see
+    :meth:`adkit.models.base.FeatureDetector.features`).
+
+    Parameters
+    ----------
+    datasets : dict
+        ``{name: (train, test)}``, splits of equal image size within each pair.
+    progress : bool
+        Progress bars of the feature extraction.
+
+    Examples
+    --------
+    >>> runs = FeatureRuns({"pill": adkit.data.load("synthetic/pill", size=128)})
+    >>> runs.scores("pill", "gaussian", pca="plain")          # doctest: +SKIP
+    {'image_auroc': 0.91, 'pixel_auroc': 0.97, 'fit_s': 0.8, 'predict_s': 0.3}
+    """
+
+    def __init__(self, datasets: dict, *, progress: bool = False):
+        if not isinstance(datasets, dict) or not datasets:
+            raise ValueError("datasets must be a non-empty dict {name: (train, test)}, e.g. "
+                             "{'pill': adkit.data.load('synthetic/pill')}.")
+        for name, pair in datasets.items():
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise ValueError(f"datasets[{name!r}] must be a (train, test) pair of splits, "
+                                 f"got {type(pair).__name__}.")
+        self.datasets = dict(datasets)
+        self.progress = bool(progress)
+        self._cache = {}
+
+    def _dataset(self, dataset):
+        if dataset not in self.datasets:
+            raise ValueError(f"unknown dataset {dataset!r}; choose from {list(self.datasets)}.")
+        return self.datasets[dataset]
+
+    @staticmethod
+    def detector(method: str = "gaussian", **params):
+        """A fresh, unfitted detector of ``method`` with ``params`` (checked)."""
+        from ..models.base import FeatureDetector
+        from . import make_detector
+        det = make_detector(method, params, progress=False)
+        if not isinstance(det, FeatureDetector):
+            raise ValueError(f"method {method!r} is not a deep-feature detector: FeatureRuns "
+                             "shares backbone features between settings of 'gaussian' or "
+                             "'knn'.")
+        return det
+
+    def features(self, dataset, detector) -> tuple[dict, dict]:
+        """The feature maps (train, test) of ``dataset`` that ``detector`` reads,
+        extracted on the first request."""
+        train, test = self._dataset(dataset)
+        key = (dataset, detector.backbone, int(getattr(detector, "pad", 0)), detector.device)
+        need = set(detector.feature_strides())
+        have = self._cache.get(key)
+        if have is None or not need <= set(have[0]):
+            strides = tuple(sorted(need | (set(have[0]) if have else set())))
+            extractor = type(detector)(**{**detector.get_params(), "progress": self.progress})
+            have = (extractor.features(train.images, strides=strides),
+                    extractor.features(test.images, strides=strides))
+            self._cache[key] = have
+        return have
+
+    def run(self, dataset, method: str = "gaussian", *, metrics=("image_auroc", "pixel_auroc"),
+            **params) -> dict:
+        """Fit ``method`` with ``params`` on the training features of ``dataset`` (a key
+        of ``datasets``), predict its test features.
+
+        Returns ``{"detector", "result", <metrics>, "fit_s", "predict_s"}``: the fitted
+        detector, its :class:`~adkit.models.base.AnomalyResult`, each of ``metrics``
+        (:data:`RUN_METRICS`) and the seconds of fit and predict (features excluded);
+        for a kNN detector also ``"bank_size"``, the entries of its memory bank.
+        """
+        import time
+
+        from .. import metrics as M
+        unknown = [m for m in metrics if m not in RUN_METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; choose from {list(RUN_METRICS)}.")
+        det = self.detector(method, **params)
+        f_train, f_test = self.features(dataset, det)
+        train, test = self._dataset(dataset)
+        t0 = time.perf_counter()
+        det.fit_features(f_train, train.images.shape[1:3])
+        t1 = time.perf_counter()
+        res = det.predict_features(f_test)
+        t2 = time.perf_counter()
+        out = {"detector": det, "result": res}
+        for m in metrics:
+            out[m] = (M.image_auroc(test.labels, res.scores) if m == "image_auroc" else
+                      M.pixel_auroc(test.masks, res.maps) if m == "pixel_auroc" else
+                      M.aupro(test.masks, res.maps))
+        if getattr(det, "bank_", None) is not None:      # kNN: the memory bank's size
+            out["bank_size"] = int(len(det.bank_))
+        out.update(fit_s=t1 - t0, predict_s=t2 - t1)
+        return out
+
+    def scores(self, dataset, method: str = "gaussian", **params) -> dict:
+        """:meth:`run` without the detector and the result: the numbers only (what
+        :func:`adkit.widgets.settings_explorer` prints)."""
+        out = self.run(dataset, method, **params)
+        del out["detector"], out["result"]
+        return out
+
+    def table(self, method: str, variants: dict, *, params: dict | None = None,
+              metrics=("image_auroc",), datasets=None):
+        """Each of ``metrics`` per (variant, dataset), and its mean over the datasets.
+
+        ``variants`` is ``{label: {keyword: value}}``, each merged over ``params``;
+        ``datasets`` the keys to run on (default all). Returns a DataFrame with one
+        column per dataset and ``"mean"``, one row per variant (one metric) or per
+        (variant, metric).
+        """
+        import pandas as pd
+        if not isinstance(variants, dict) or not variants:
+            raise ValueError("variants must be a non-empty dict {label: {keyword: value}}.")
+        metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+        datasets = list(self.datasets) if datasets is None else list(datasets)
+        rows = {}
+        for label, kw in variants.items():
+            kw = {**(params or {}), **dict(kw or {})}
+            got = {d: self.run(d, method, metrics=metrics, **kw) for d in datasets}
+            for m in metrics:
+                rows[(label, m)] = {d: got[d][m] for d in datasets}
+        table = pd.DataFrame.from_dict(rows, orient="index")[datasets]
+        table.index = pd.MultiIndex.from_tuples(table.index, names=["variant", "metric"])
+        table["mean"] = table.mean(axis=1)
+        return table.droplevel("metric") if len(metrics) == 1 else table
 
 
 def feature_study(variants: dict, *, method: str = "gaussian", data: str = "synthetic/pill",
@@ -172,44 +308,29 @@ def feature_study(variants: dict, *, method: str = "gaussian", data: str = "synt
 
     ``variants`` is ``{name: {keyword: value}}``, each merged over ``params``. Every
     variant is fitted with ``fit_features`` on the features of the draw's training images
-    and applied with ``predict_features``; variants that agree on the parameters the
-    features depend on (:data:`FEATURE_PARAMS`: backbone, stages, padding, mode) share
-    one extraction, so comparing five score or covariance settings costs about one
-    backbone pass per draw instead of five. The rows, their order and ``keep_results``
-    are those of :func:`seed_study`.
+    and applied with ``predict_features``; the features of a draw are extracted once for
+    all variants (:class:`FeatureRuns`), so comparing five score or covariance settings
+    costs about one backbone pass per draw instead of five. The rows, their order and
+    ``keep_results`` are those of :func:`seed_study`.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     from .. import data as D
     from .. import metrics as M
-    from ..models.base import FeatureDetector
-    from . import make_detector
     if not isinstance(variants, dict) or not variants:
         raise ValueError("variants must be a non-empty dict {name: {keyword: value}}, e.g. "
                          "{'OPCA': {}, 'plain PCA': {'pca': 'plain'}}.")
     seeds = _check_seeds(seeds)
-    builds = {}
-    for name, kw in variants.items():      # every variant is checked before the long work
-        det = make_detector(method, {**(params or {}), **dict(kw or {})}, progress=False)
-        if not isinstance(det, FeatureDetector):
-            raise ValueError(f"method {method!r} is not a deep-feature detector: use "
-                             "seed_study (feature_study shares backbone features between "
-                             "variants of 'gaussian' or 'knn').")
-        builds[name] = {**(params or {}), **dict(kw or {})}
+    builds = {name: {**(params or {}), **dict(kw or {})} for name, kw in variants.items()}
+    for kw in builds.values():             # every variant is checked before the long work
+        FeatureRuns.detector(method, **kw)
     rows, results = [], {}
     for seed in tqdm(seeds, desc="feature study", disable=not progress):
         train, test = D.load(data, seed=seed, **load_kw)
-        size = train.images.shape[1:3]
-        cache = {}
+        runs = FeatureRuns({seed: (train, test)})
         for name, kw in builds.items():
-            det = make_detector(method, kw, progress=False)
-            given = det.get_params()
-            key = repr([(k, given[k]) for k in FEATURE_PARAMS if k in given])
-            if key not in cache:
-                cache[key] = (det.features(train.images), det.features(test.images))
-            f_train, f_test = cache[key]
-            res = det.fit_features(f_train, size).predict_features(f_test)
+            res = runs.run(seed, method, metrics=(), **kw)["result"]
             if keep_results:
                 results[(name, seed)] = res
             quality = M.evaluate(res, test, eps=eps)
@@ -218,13 +339,57 @@ def feature_study(variants: dict, *, method: str = "gaussian", data: str = "synt
     return (table, results) if keep_results else table
 
 
+def compare_study(methods, *, data: str = "synthetic/pill", seeds=(0, 1, 2), steps=(),
+                  params: dict | None = None, calibrate=True, holdout: float = 0.2,
+                  eps: float = 1.0, reuse: dict | None = None, progress: bool = True,
+                  **load_kw):
+    """:func:`adkit.bench.compare` on ``len(seeds)`` draws of the data: every method,
+    bare and behind its normalization, fitted, calibrated and evaluated on each draw.
+
+    ``methods``, ``steps``, ``params``, ``calibrate``, ``holdout`` and ``eps`` are
+    those of :func:`~adkit.bench.compare`; the draw of a seed is ``adkit.data.load(data,
+    seed=seed, **load_kw)`` (the detectors keep the seeds of ``params``: only the
+    images change). ``reuse`` is ``{seed: rows}``, the rows ``compare`` already returned
+    on that draw with the same settings (a lesson's first table), kept as they are.
+
+    Returns a DataFrame with columns ``variant`` (``"method"`` or ``"method + steps"``),
+    ``seed`` and every column of ``compare``'s rows; :func:`summarize_study` gives its
+    mean and spread.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .. import data as D
+    from . import compare
+    seeds = _check_seeds(seeds)
+    reuse = dict(reuse or {})
+    bad = [k for k in reuse if k not in seeds]
+    if bad:
+        raise ValueError(f"reuse names seeds {bad} that are not in seeds={seeds}.")
+    table = []
+    for seed in tqdm(seeds, desc="compare study", disable=not progress):
+        if seed in reuse:
+            rows = reuse[seed]
+        else:
+            train, test = D.load(data, seed=seed, **load_kw)
+            _, rows = compare(methods, train, test, steps=steps, params=params,
+                              calibrate=calibrate, eps=eps, holdout=holdout, progress=False)
+        for row in rows:
+            name = row["method"] if row["preprocessing"] == "none" else \
+                f"{row['method']} + {row['preprocessing']}"
+            table.append({"variant": name, "seed": seed, **row})
+    return pd.DataFrame(table)
+
+
 def summarize_study(rows, metrics=None):
     """Mean and standard deviation (over seeds, ``ddof=1``) of each metric of a
-    :func:`seed_study` table, one row per variant in the order of the study.
+    :func:`seed_study` (or :func:`feature_study`, :func:`compare_study`) table, one row
+    per variant in the order of the study.
 
-    Returns a DataFrame with a column pair (metric, ``"mean"`` / ``"std"``) per metric.
+    ``metrics`` defaults to every numeric column but ``seed``. Returns a DataFrame with
+    a column pair (metric, ``"mean"`` / ``"std"``) per metric.
     """
-    metrics = [c for c in rows.columns if c not in ("variant", "seed")] \
+    metrics = [c for c in rows.select_dtypes("number").columns if c != "seed"] \
         if metrics is None else list(metrics)
     order = list(dict.fromkeys(rows["variant"]))
     out = rows.groupby("variant", sort=False)[metrics].agg(["mean", "std"])
