@@ -699,7 +699,8 @@ def evaluate(result: Any, test: Any, eps: float = 1.0) -> dict:
     return out
 
 
-def nfa_threshold_study(result: Any, test: Any, log_eps: Any = np.arange(-10, 41, 2)) -> dict:
+def nfa_threshold_study(result: Any, test: Any, log_eps: Any = np.arange(-10, 41, 2),
+                        report_eps: Any = ()) -> dict:
     r"""How an a contrario threshold compares with the oracle, and whether ε keeps its
     promise, on one test split.
 
@@ -709,6 +710,9 @@ def nfa_threshold_study(result: Any, test: Any, log_eps: Any = np.arange(-10, 41
     U-Flow paper's definition: a good image left alone counts IoU 1) and on the
     defective images only; the mIoU against log10 ε on both sets (the paper's Fig. 7);
     the false regions per good image (:func:`false_alarms_per_image`) against log10 ε.
+    ``report_eps`` names values of ε (each on the grid ``log_eps``) whose all-image mIoU
+    is also reported on its own, as ``miou_auto_eps<ε>`` (``miou_auto_eps0.1`` for 0.1,
+    where U-Flow's Fig. 7 compares with the oracle).
 
     Returns
     -------
@@ -737,8 +741,16 @@ def nfa_threshold_study(result: Any, test: Any, log_eps: Any = np.arange(-10, 41
     bad = ~good
     if not good.any() or not bad.any():
         raise ValueError("the test split needs both good and defective images.")
+    report = {}
+    for e in np.atleast_1d(np.asarray(report_eps, dtype=np.float64)):
+        where = np.flatnonzero(np.isclose(le, np.log10(e)))
+        if e <= 0 or not where.size:
+            raise ValueError(f"report_eps={e:g} is not on the grid log_eps (log10 ε = "
+                             f"{np.log10(e) if e > 0 else float('nan'):g}); add it to log_eps.")
+        report[f"miou_auto_eps{e:g}"] = int(where[0])
     maps = np.asarray(result.maps)
     seg = lnfa < 0.0
+    curve = miou_curve(masks, -lnfa, -le)
     return {
         "miou_auto": miou(masks, seg),
         "miou_oracle": optimal_threshold(masks, maps, return_score=True)[1],
@@ -748,7 +760,8 @@ def nfa_threshold_study(result: Any, test: Any, log_eps: Any = np.arange(-10, 41
         "defects_hit": float(np.mean([(seg[k] & masks[k]).any() for k in np.flatnonzero(bad)])),
         "false_alarms_eps1": false_alarms_per_image(seg, good),
         "log_eps": le,
-        "miou_curve": miou_curve(masks, -lnfa, -le),
+        **{k: float(curve[i]) for k, i in report.items()},
+        "miou_curve": curve,
         "miou_curve_defective": miou_curve(masks[bad], -lnfa[bad], -le),
         "false_alarms": np.array([false_alarms_per_image(lnfa[good] < v) for v in le]),
         "n_good": int(good.sum()), "n_defective": int(bad.sum()),

@@ -21,8 +21,10 @@ import numpy as np
 
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
            "show_images", "show_normalization", "show_detections", "notebook_style",
-           "plot_threshold_curve", "plot_false_alarms", "plot_false_alarm_panels",
-           "plot_level_set_tree", "show_scale_votes", "plot_against_eps", "show_change", "show_rows", "map_scale", "png", "png_size", "map_png",
+           "plot_threshold_curve", "plot_threshold_study", "plot_false_alarms",
+           "plot_false_alarm_panels", "plot_level_set_tree", "show_scale_votes",
+           "plot_against_eps", "show_change", "show_rows", "map_scale", "png", "png_size",
+           "map_png",
            "MAP_CMAP", "DETECTION_COLOR", "TRUTH_COLOR", "MIN_FIGURE_WIDTH", "STYLE"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere
@@ -463,6 +465,36 @@ def plot_threshold_curve(log_eps, curves: dict, oracle: dict | None = None, ax=N
         ax.plot([], [], "k--", lw=1, label="oracle (dashed)")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_threshold_study(studies: dict, panels=(("", "every image (the paper's mIoU)"),
+                                                 ("_defective", "defective images only"))):
+    """U-Flow's Fig. 7 over several draws of the data: for each variant, the mIoU against
+    log10 ε, mean ± std over the seeds, and the oracle's mean dashed; one panel per set
+    of images.
+
+    ``studies`` is ``{(variant, seed): study}`` of
+    :func:`adkit.metrics.nfa_threshold_study` (all on one ``log_eps`` grid), as
+    :func:`adkit.bench.study.threshold_study` returns them; ``panels`` pairs a key
+    suffix (``""``: every image, ``"_defective"``) with its title. Returns the figure.
+    """
+    plt = _plt()
+    if not studies:
+        raise ValueError("studies is empty: give {(variant, seed): nfa_threshold_study(...)}.")
+    variants = list(dict.fromkeys(v for v, _ in studies))
+    log_eps = next(iter(studies.values()))["log_eps"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(_width(5.5 * len(panels)), 3.6),
+                             layout="constrained", squeeze=False)
+    for ax, (suffix, title) in zip(axes[0], panels):
+        curves, spread, oracle = {}, {}, {}
+        for v in variants:
+            runs = [st for (name, _), st in studies.items() if name == v]
+            c = np.stack([st["miou_curve" + suffix] for st in runs])
+            curves[v], spread[v] = c.mean(0), c.std(0)
+            oracle[v] = float(np.mean([st["miou_oracle" + suffix] for st in runs]))
+        plot_threshold_curve(log_eps, curves, oracle=oracle, spread=spread, ax=ax)
+        ax.set_title(title)
+    return fig
 
 
 def plot_false_alarms(log_eps, curves: dict, n_good: int | None = None, ax=None,

@@ -273,3 +273,34 @@ def test_compare_study_runs_compare_on_each_draw_and_reuses_given_rows():
     assert ("pixel_auroc", "std") in table.columns and ("method", "mean") not in table.columns
     with pytest.raises(ValueError, match="not in seeds"):
         compare_study(["reference"], seeds=(0, 1), reuse={2: rows0}, **kw)
+
+
+def test_threshold_study_studies_each_variant_on_each_draw_and_fits_once(tmp_path, monkeypatch):
+    """U-Flow's automatic threshold against the oracle, over draws: one row and one
+    study per (variant, seed), the models cached, the figure of the curves drawn."""
+    from adkit import data as D
+    from adkit import metrics as M
+    from adkit import viz
+    from adkit.bench.study import summarize_study, threshold_study
+    from adkit.models import SelfSimilarity
+    monkeypatch.setenv("ADKIT_CACHE", str(tmp_path))
+    kw = dict(n_train=6, n_test=6, size=32)
+    variants = {"1 vote": {"n_votes": 1, "n_neighbors": 4}, "2 votes": {"n_votes": 2, "n_neighbors": 4}}
+    rows, studies = threshold_study(variants, method="selfsim", seeds=(0, 1), log_eps=[-2, -1, 0, 2],
+                                    progress=False, **kw)
+    assert list(rows["variant"]) == ["1 vote"] * 2 + ["2 votes"] * 2 and set(studies) == {
+        (v, s) for v in variants for s in (0, 1)}
+    assert {"miou_auto", "miou_oracle_defective", "false_alarms_eps1", "miou_auto_eps0.1"} <= set(rows)
+    train, test = D.load("synthetic/pill", seed=1, **kw)
+    res = SelfSimilarity(n_votes=2, n_neighbors=4, progress=False).fit(train).predict(test)
+    direct = M.nfa_threshold_study(res, test, log_eps=[-2, -1, 0, 2])
+    assert rows.iloc[3]["miou_auto"] == pytest.approx(direct["miou_auto"])
+    np.testing.assert_allclose(studies["2 votes", 1]["miou_curve"], direct["miou_curve"])
+    assert len(list(tmp_path.glob("*.npz"))) == 4          # each model fitted and kept once
+    assert summarize_study(rows, metrics=["miou_auto"]).shape == (2, 2)
+    fig = viz.plot_threshold_study(studies)
+    assert [a.get_title() for a in fig.axes] == ["every image (the paper's mIoU)", "defective images only"]
+    mean = np.mean([studies["1 vote", s]["miou_curve"] for s in (0, 1)], axis=0)
+    assert any(np.allclose(line.get_ydata(), mean) for line in fig.axes[0].lines)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        threshold_study({}, seeds=(0, 1))

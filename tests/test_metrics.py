@@ -366,5 +366,9 @@ def test_nfa_threshold_study_on_a_hand_built_result():
     np.testing.assert_allclose(st["miou_curve_defective"], [0, 0.5, 1.0, 1.0, 16 / 256])
     np.testing.assert_allclose(st["miou_curve"], [0.5, 0.75, 1.0, 0.75, 16 / 512])
     assert (st["n_good"], st["n_defective"]) == (2, 2)
+    st = M.nfa_threshold_study(res, test, log_eps=[-4, 0, 2, 4, 6], report_eps=(100, 1e-4))
+    assert st["miou_auto_eps100"] == pytest.approx(1.0) and st["miou_auto_eps0.0001"] == 0.5
+    with pytest.raises(ValueError, match="not on the grid"):
+        M.nfa_threshold_study(res, test, log_eps=[-4, 0, 2], report_eps=(0.1,))
     with pytest.raises(TypeError, match="log_nfa"):
         M.nfa_threshold_study(AnomalyResult(maps, maps.reshape(4, -1).max(1)), test)

@@ -4,12 +4,17 @@ A lesson that claims "step X helps" shows it on a setting where the answer is no
 saturated and over several draws of the data, as a mean and a spread, not as one number
 of one draw. :func:`seed_study` computes that table in this process (no subprocess, so a
 notebook can call it); :data:`adkit.bench.settings.NOTEBOOK_SETTINGS` names the settings
-of each lesson.
+of each lesson. :func:`feature_study` and :class:`FeatureRuns` share backbone features
+between the settings of a deep-feature detector, :func:`compare_study` repeats
+:func:`adkit.bench.compare` over draws, :func:`threshold_study` the a contrario threshold
+against the oracle.
 """
 from __future__ import annotations
 
-__all__ = ["seed_study", "feature_study", "FeatureRuns", "compare_study", "summarize_study",
-           "auroc_against_eps"]
+import numpy as np
+
+__all__ = ["seed_study", "feature_study", "FeatureRuns", "compare_study", "threshold_study",
+           "summarize_study", "auroc_against_eps"]
 
 #: the metrics a study reports by default (all from :func:`adkit.metrics.evaluate`)
 METRICS = ("image_auroc", "pixel_auroc", "aupro", "false_alarms_per_good_image")
@@ -379,6 +384,59 @@ def compare_study(methods, *, data: str = "synthetic/pill", seeds=(0, 1, 2), ste
                 f"{row['method']} + {row['preprocessing']}"
             table.append({"variant": name, "seed": seed, **row})
     return pd.DataFrame(table)
+
+
+def threshold_study(variants: dict, *, method: str = "uflow", data: str = "synthetic/pill",
+                    seeds=(0, 1, 2), params: dict | None = None,
+                    log_eps=tuple(range(-10, 41, 2)), report_eps=(0.1,), cache: bool = True,
+                    progress: bool = True, **load_kw):
+    """The automatic a contrario threshold against the oracle
+    (:func:`adkit.metrics.nfa_threshold_study`), for each variant of ``method`` on each
+    draw of the data (U-Flow's Fig. 7 and its mIoU table, over several draws).
+
+    ``variants`` is ``{name: {keyword: value}}``, each merged over ``params``, e.g.
+    ``{nfa: {"nfa": nfa} for nfa in ("measured", "held-out", "paper")}``. Each detector
+    is fitted with :func:`adkit.memo.cached_fit` when ``cache`` (a lesson that trains the
+    same model twice, or runs again, loads it). ``log_eps`` is the grid of log10 ε of the
+    curves, ``report_eps`` the values of ε whose mIoU is also a column.
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        One row per (variant, seed): ``variant``, ``seed`` and every scalar of the study
+        (``miou_auto``, ``miou_oracle``, their ``_defective`` versions, ``defects_hit``,
+        ``false_alarms_eps1``, ``miou_auto_eps<ε>``); :func:`summarize_study` gives their
+        mean and spread.
+    studies : dict
+        ``{(variant, seed): study}``, the whole dicts with their curves, what
+        :func:`adkit.viz.plot_threshold_study` draws.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .. import data as D
+    from .. import metrics as M
+    from ..memo import cached_fit
+    from . import make_detector
+    if not isinstance(variants, dict) or not variants:
+        raise ValueError("variants must be a non-empty dict {name: {keyword: value}}, e.g. "
+                         "{'measured': {'nfa': 'measured'}, 'paper': {'nfa': 'paper'}}.")
+    seeds = _check_seeds(seeds)
+    builds = {name: {**(params or {}), **dict(kw or {})} for name, kw in variants.items()}
+    for kw in builds.values():             # every variant is checked before the long work
+        make_detector(method, kw, progress=False)
+    rows, studies = [], {}
+    for name, seed in tqdm([(v, s) for v in builds for s in seeds], desc="threshold study",
+                           disable=not progress):
+        train, test = D.load(data, seed=seed, **load_kw)
+        det = make_detector(method, builds[name], progress=False)
+        det = cached_fit(det, train) if cache else det.fit(train)
+        st = M.nfa_threshold_study(det.predict(test), test, log_eps=log_eps,
+                                   report_eps=report_eps)
+        studies[(name, seed)] = st
+        rows.append({"variant": name, "seed": seed,
+                     **{k: v for k, v in st.items() if np.ndim(v) == 0}})
+    return pd.DataFrame(rows), studies
 
 
 def summarize_study(rows, metrics=None):
