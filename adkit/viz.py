@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
            "show_images", "show_normalization", "show_detections", "notebook_style",
-           "plot_threshold_curve", "plot_threshold_study", "plot_false_alarms",
+           "show_corruption", "plot_latent_check", "plot_threshold_curve", "plot_threshold_study", "plot_false_alarms",
            "plot_false_alarm_panels", "plot_level_set_tree", "show_scale_votes",
            "plot_against_eps", "show_change", "show_rows", "map_scale", "png", "png_size",
            "map_png",
@@ -432,6 +432,49 @@ def plot_history(history, ax=None, label: str | None = None, log: bool = True, *
     if label or val:
         ax.legend()
     return ax
+
+
+def show_corruption(image: np.ndarray, kind: str = "stain", seed: int = 0, **params):
+    """One draw of a corruption model (:func:`adkit.corruptions.corrupt`) on ``image``:
+    the clean image, the corrupted one and the mask of the changed pixels, with the
+    share of the image it covers. ``params`` go to the corruption. Returns the figure."""
+    from .corruptions import corrupt
+    out, mask = corrupt(image, kind, seed=seed, **params)
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    return show_images(np.stack([np.asarray(image, np.float32), out,
+                                 np.repeat(mask[..., None], 3, -1).astype(np.float32)]),
+                       titles=["clean", f"{kind}" + (f" ({shown})" if shown else ""),
+                               f"mask ({mask.mean():.1%} of the pixels)"], ncols=3, size=2.6)
+
+
+def plot_latent_check(latents, channels):
+    r"""Are a normalizing flow's latents standard normal on normal images?
+
+    Left, the histogram of every latent value of every scale against the density of
+    N(0, 1); right, the finest scale's statistic of one cell, :math:`\lVert z\rVert^2 / C`
+    over its :math:`C` channels, against the law it has under the model,
+    :math:`\chi^2_C / C`. ``latents`` is a list of arrays (N, C_s, h_s, w_s), finest
+    first (``UFlow.latents``), ``channels`` their ``C_s``. Returns the figure.
+    """
+    from scipy import stats
+    plt = _plt()
+    z = [np.asarray(zi, dtype=np.float64) for zi in latents]
+    c0 = int(channels[0])
+    fig, axes = plt.subplots(1, 2, figsize=(_width(9.5), 3.4), layout="constrained")
+    t = np.linspace(-5, 5, 200)
+    axes[0].hist(np.concatenate([zi.ravel() for zi in z]), bins=120, range=(-5, 5),
+                 density=True, alpha=0.6, label="latent values")
+    axes[0].plot(t, stats.norm.pdf(t), "k", label="N(0, 1)")
+    axes[0].legend()
+    axes[0].set_title("z on normal images (every scale)")
+    u = np.linspace(0, 4, 300)
+    axes[1].hist(((z[0] ** 2).sum(axis=1) / c0).ravel(), bins=80, range=(0, 4), density=True,
+                 alpha=0.6, label="‖z‖²/C, finest scale")
+    axes[1].plot(u, c0 * stats.chi2.pdf(u * c0, c0), "k", label=f"χ²_C / C, C = {c0}")
+    axes[1].legend()
+    axes[1].set_title("one cell's statistic")
+    axes[1].set_xlabel("‖z‖²/C")
+    return fig
 
 
 def plot_threshold_curve(log_eps, curves: dict, oracle: dict | None = None, ax=None,

@@ -27,6 +27,7 @@ from . import viz
 __all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard",
            "opening", "render_normalization", "normalization_explorer", "eps_origin",
            "scales_explorer", "render_n2n", "n2n_explorer", "settings_explorer",
+           "corruption_explorer", "corruption_params",
            "render_settings", "LOG_EPS"]
 
 #: The ε slider of every viewer, in log10 ε: range and step.
@@ -670,3 +671,51 @@ def settings_explorer(run, controls: dict, fixed: dict | None = None):
         w.observe(update, "value")
     update()
     return W.VBox([W.HBox(list(controls.values())), out])
+
+
+def corruption_params(kind: str, stain_size: float = 0.12, blur: float = 0.15,
+                      variance: float = 0.1, shape: str = "random", n_drops: int = 10) -> dict:
+    """The keywords of corruption ``kind`` among the explorer's controls: the Stain's
+    largest size (as a share of the image side) and blur, the Gaussian's variance, the
+    Scratch's shape, the number of Drops; the mixtures take none."""
+    return {"stain": {"size": (0.01, stain_size), "blur": blur},
+            "gaussian": {"variance": variance}, "scratch": {"shape": shape},
+            "drops": {"n_drops": n_drops}}.get(kind, {})
+
+
+def corruption_explorer(image: np.ndarray, kind: str = "stain", seed: int = 0):
+    """Menus and sliders over the corruption models of AESc (:mod:`adkit.corruptions`)
+    on one image: the model, the seed of the draw and each model's parameters
+    (:func:`corruption_params`); every change redraws :func:`adkit.viz.show_corruption`.
+    The same seed always gives the same corruption."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .corruptions import CORRUPTIONS, GAUSSIAN_VARIANCES
+    controls = {
+        "kind": W.Dropdown(options=list(CORRUPTIONS), value=kind, description="kind"),
+        "seed": W.IntSlider(value=seed, min=0, max=50, description="seed"),
+        "stain_size": W.FloatSlider(value=0.12, min=0.02, max=0.3, step=0.01, description="stain max"),
+        "blur": W.FloatSlider(value=0.15, min=0.0, max=0.5, step=0.05, description="stain blur"),
+        "variance": W.Dropdown(options=list(GAUSSIAN_VARIANCES), value=0.1, description="variance"),
+        "shape": W.Dropdown(options=["random", "line", "sine", "root"], value="random",
+                            description="scratch"),
+        "n_drops": W.IntSlider(value=10, min=1, max=30, description="drops")}
+    out = W.Output()
+
+    def draw(*_):
+        v = {k: w.value for k, w in controls.items()}
+        kind, draw_seed = v.pop("kind"), v.pop("seed")
+        with out:
+            out.clear_output(wait=True)
+            fig = viz.show_corruption(image, kind, seed=draw_seed, **corruption_params(kind, **v))
+            display(fig)
+            plt.close(fig)
+
+    for w in controls.values():
+        w.observe(draw, "value")
+    draw()
+    names = list(controls)
+    return W.VBox([W.HBox([controls[k] for k in names[:3]]),
+                   W.HBox([controls[k] for k in names[3:]]), out])

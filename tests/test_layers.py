@@ -31,9 +31,10 @@ LAYER = {
     # low-level shared machinery, used by every method that needs it
     "adkit.features": "shared", "adkit.backbone": "shared", "adkit.coreset": "shared",
     "adkit.neighbors": "shared", "adkit.training": "shared", "adkit.nets": "shared",
-    "adkit.corruptions": "shared",
+    # the corruptions draw synthetic defects on images, as the synthetic datasets do: data
+    # (AESc trains on them; lesson 06's explorer draws them)
     # the data flow
-    "adkit.data": "data",
+    "adkit.data": "data", "adkit.corruptions": "data",
     "adkit.normalize": "normalize",
     "adkit.contrario": "contrario",
     "adkit.models": "models",

@@ -246,3 +246,12 @@ def test_show_rows_shares_one_scale_between_map_rows():
     assert ims[3].get_clim()[1] == pytest.approx(np.percentile(b, 99.5))
     with pytest.raises(ValueError, match="same number"):
         viz.show_rows({"input": images, "A": a[:2]})
+
+
+def test_latent_check_draws_the_latents_against_their_laws():
+    rng = np.random.default_rng(0)
+    z = [rng.standard_normal((4, 8, 6, 6)), rng.standard_normal((4, 16, 3, 3))]
+    fig = viz.plot_latent_check(z, [8, 16])
+    left, right = fig.axes
+    assert sum(p.get_height() for p in left.patches) * (10 / 120) == pytest.approx(1.0, abs=0.02)
+    assert "C = 8" in right.get_legend().get_texts()[0].get_text() + right.get_legend().get_texts()[1].get_text()

@@ -306,3 +306,27 @@ def test_settings_explorer_prints_what_the_run_returns_and_the_reason_of_a_bad_s
     assert isinstance(w.children[1], W.Output)
     with pytest.raises(ValueError, match="non-empty dict"):
         widgets.settings_explorer(run, {})
+
+
+def test_corruption_explorer_redraws_the_chosen_model_with_its_own_parameters(monkeypatch):
+    """Lesson 06's widget: each model gets only its own keywords, the mixtures none; the
+    static view shows the clean image, the corruption and its mask."""
+    from adkit import corruptions, viz
+    image = adkit.data.load("synthetic/tile", n_train=1, n_test=1, size=32, seed=1)[0].images[0]
+    assert widgets.corruption_params("stain", stain_size=0.2, blur=0.1) == {"size": (0.01, 0.2), "blur": 0.1}
+    assert widgets.corruption_params("drops", n_drops=3) == {"n_drops": 3}
+    assert widgets.corruption_params("mix1") == {}
+    fig = viz.show_corruption(image, "drops", seed=2, n_drops=3)
+    out, mask = corruptions.corrupt(image, "drops", seed=2, n_drops=3)
+    np.testing.assert_allclose(fig.axes[1].images[0].get_array(), out)
+    assert fig.axes[2].get_title() == f"mask ({mask.mean():.1%} of the pixels)"
+    calls, show = [], viz.show_corruption
+    monkeypatch.setattr(viz, "show_corruption",
+                        lambda img, kind, seed=0, **kw: calls.append((kind, seed, kw)) or show(img, kind, seed, **kw))
+    w = widgets.corruption_explorer(image)
+    kind, seed, _ = w.children[0].children
+    kind.value = "gaussian"
+    seed.value = 7
+    kind.value = "mix2"
+    assert calls == [("stain", 0, {"size": (0.01, 0.12), "blur": 0.15}), ("gaussian", 0, {"variance": 0.1}),
+                     ("gaussian", 7, {"variance": 0.1}), ("mix2", 7, {})]
