@@ -48,6 +48,15 @@ def _check_seeds(seeds) -> list[int]:
     return seeds
 
 
+def _keyword_variants(variants, params, example: str) -> dict:
+    """``{name: params merged with the variant's keywords}`` of a study whose variants
+    are ``{name: {keyword: value}}`` (checked: a non-empty dict)."""
+    if not isinstance(variants, dict) or not variants:
+        raise ValueError("variants must be a non-empty dict {name: {keyword: value}}, e.g. "
+                         f"{example}.")
+    return {name: {**(params or {}), **dict(kw or {})} for name, kw in variants.items()}
+
+
 def _variant(spec, name: str, method: str, params):
     """(method, params, steps) of one variant of :func:`seed_study`."""
     if isinstance(spec, dict):
@@ -288,13 +297,11 @@ class FeatureRuns:
         (variant, metric).
         """
         import pandas as pd
-        if not isinstance(variants, dict) or not variants:
-            raise ValueError("variants must be a non-empty dict {label: {keyword: value}}.")
+        builds = _keyword_variants(variants, params, "{'b=3': {'b': 3}, 'b=9': {'b': 9}}")
         metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
         datasets = list(self.datasets) if datasets is None else list(datasets)
         rows = {}
-        for label, kw in variants.items():
-            kw = {**(params or {}), **dict(kw or {})}
+        for label, kw in builds.items():
             got = {d: self.run(d, method, metrics=metrics, **kw) for d in datasets}
             for m in metrics:
                 rows[(label, m)] = {d: got[d][m] for d in datasets}
@@ -323,11 +330,8 @@ def feature_study(variants: dict, *, method: str = "gaussian", data: str = "synt
 
     from .. import data as D
     from .. import metrics as M
-    if not isinstance(variants, dict) or not variants:
-        raise ValueError("variants must be a non-empty dict {name: {keyword: value}}, e.g. "
-                         "{'OPCA': {}, 'plain PCA': {'pca': 'plain'}}.")
+    builds = _keyword_variants(variants, params, "{'OPCA': {}, 'plain PCA': {'pca': 'plain'}}")
     seeds = _check_seeds(seeds)
-    builds = {name: {**(params or {}), **dict(kw or {})} for name, kw in variants.items()}
     for kw in builds.values():             # every variant is checked before the long work
         FeatureRuns.detector(method, **kw)
     rows, results = [], {}
@@ -418,11 +422,9 @@ def threshold_study(variants: dict, *, method: str = "uflow", data: str = "synth
     from .. import metrics as M
     from ..memo import cached_fit
     from . import make_detector
-    if not isinstance(variants, dict) or not variants:
-        raise ValueError("variants must be a non-empty dict {name: {keyword: value}}, e.g. "
-                         "{'measured': {'nfa': 'measured'}, 'paper': {'nfa': 'paper'}}.")
+    builds = _keyword_variants(variants, params,
+                               "{'measured': {'nfa': 'measured'}, 'paper': {'nfa': 'paper'}}")
     seeds = _check_seeds(seeds)
-    builds = {name: {**(params or {}), **dict(kw or {})} for name, kw in variants.items()}
     for kw in builds.values():             # every variant is checked before the long work
         make_detector(method, kw, progress=False)
     rows, studies = [], {}
