@@ -427,17 +427,20 @@ def threshold_study(variants: dict, *, method: str = "uflow", data: str = "synth
     seeds = _check_seeds(seeds)
     for kw in builds.values():             # every variant is checked before the long work
         make_detector(method, kw, progress=False)
-    rows, studies = [], {}
-    for name, seed in tqdm([(v, s) for v in builds for s in seeds], desc="threshold study",
-                           disable=not progress):
+    found = {}
+    bar = tqdm(total=len(builds) * len(seeds), desc="threshold study", disable=not progress)
+    for seed in seeds:                     # each draw is made once, for every variant
         train, test = D.load(data, seed=seed, **load_kw)
-        det = make_detector(method, builds[name], progress=False)
-        det = cached_fit(det, train) if cache else det.fit(train)
-        st = M.nfa_threshold_study(det.predict(test), test, log_eps=log_eps,
-                                   report_eps=report_eps)
-        studies[(name, seed)] = st
-        rows.append({"variant": name, "seed": seed,
-                     **{k: v for k, v in st.items() if np.ndim(v) == 0}})
+        for name, kw in builds.items():
+            det = make_detector(method, kw, progress=False)
+            det = cached_fit(det, train) if cache else det.fit(train)
+            found[(name, seed)] = M.nfa_threshold_study(det.predict(test), test,
+                                                        log_eps=log_eps, report_eps=report_eps)
+            bar.update()
+    bar.close()
+    studies = {(name, seed): found[(name, seed)] for name in builds for seed in seeds}
+    rows = [{"variant": name, "seed": seed, **{k: v for k, v in st.items() if np.ndim(v) == 0}}
+            for (name, seed), st in studies.items()]
     return pd.DataFrame(rows), studies
 
 
