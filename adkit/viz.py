@@ -21,10 +21,10 @@ import numpy as np
 
 __all__ = ["overlay", "outline", "show_grid", "plot_roc", "plot_pro", "plot_history",
            "show_images", "show_normalization", "show_detections", "notebook_style",
-           "show_corruption", "plot_latent_check", "plot_threshold_curve", "plot_threshold_study", "plot_false_alarms",
-           "plot_false_alarm_panels", "plot_level_set_tree", "show_scale_votes",
-           "plot_against_eps", "show_change", "show_rows", "map_scale", "png", "png_size",
-           "map_png",
+           "show_corruption", "plot_latent_check", "plot_threshold_curve",
+           "plot_threshold_study", "plot_false_alarms", "plot_false_alarm_panels",
+           "plot_level_set_tree", "show_scale_votes", "plot_against_eps", "show_change",
+           "show_rows", "map_scale", "png", "png_size", "map_png",
            "MAP_CMAP", "DETECTION_COLOR", "TRUTH_COLOR", "MIN_FIGURE_WIDTH", "STYLE"]
 
 MAP_CMAP = "inferno"                 # anomaly maps, everywhere

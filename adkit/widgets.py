@@ -27,8 +27,7 @@ from . import viz
 __all__ = ["explore", "render_result", "dataset_explorer", "render_dataset", "dashboard",
            "opening", "render_normalization", "normalization_explorer", "eps_origin",
            "scales_explorer", "render_n2n", "n2n_explorer", "settings_explorer",
-           "corruption_explorer", "corruption_params",
-           "render_settings", "LOG_EPS"]
+           "render_settings", "corruption_explorer", "corruption_params", "LOG_EPS"]
 
 #: The ε slider of every viewer, in log10 ε: range and step.
 LOG_EPS = {"start": -6.0, "end": 2.0, "step": 0.25}
